@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that the end-to-end tests run for real (MariaDB, Galera,
+# mariadb-backup, socat) and shellcheck, then makes sure no system MariaDB keeps running.
+# Idempotent: when everything is present it only checks.
+set -euo pipefail
+
+packages=(mariadb-server mariadb-client galera-4 mariadb-backup socat rsync shellcheck iproute2 util-linux nftables procps zstd)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "host-setup: missing Debian packages: ${missing[*]}; run as root or install them with apt-get" >&2
+    exit 1
+  fi
+  echo "host-setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# A package install may start the system service; the tests run their own servers. A pod's
+# server runs chrooted (its /proc/PID/root is not "/"), so only the host's own is stopped.
+for pid in $(pgrep -x mariadbd || true); do
+  if [[ $(readlink "/proc/$pid/root" || true) == / ]]; then
+    echo "host-setup: stopping the system MariaDB service (pid $pid)"
+    service mariadb stop >/dev/null 2>&1 || systemctl stop mariadb >/dev/null 2>&1 || kill "$pid" || true
+  fi
+done
+exit 0
