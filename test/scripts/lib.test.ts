@@ -11,7 +11,7 @@ function bash(snippet: string, env: Record<string, string> = {}) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const NASTY = [`p"a'ss#w\\ord with spaces;`, 'ends-with-backslash\\', `'"'"`, 'unicodé-ümlaut', '$HOME`id`'];
+const NASTY = ['p"a\'ss#w\\ord with spaces;', 'ends-with-backslash\\', '\'"\'"', 'unicodé-ümlaut', '$HOME`id`'];
 
 describe('lib.sh', () => {
   let server: ThrowawayServer;
@@ -31,7 +31,7 @@ describe('lib.sh', () => {
     fs.writeFileSync(path.join(secrets, 'app-password'), password);
     const env = { DB_ENGINE: 'mariadb', SECRETS_DIR: secrets, DB_SOCKET: server.socket };
     const create = bash(
-      `printf 'CREATE OR REPLACE USER app@localhost IDENTIFIED BY %s;\\n' "$(sql_quote "$(read_secret app-password)")"`,
+      'printf \'CREATE OR REPLACE USER app@localhost IDENTIFIED BY %s;\\n\' "$(sql_quote "$(read_secret app-password)")"',
       env,
     );
     expect(create.status).toBe(0);
