@@ -1,1 +1,2 @@
 export * from './engine-version';
+export * from './mysql-replication-cluster';

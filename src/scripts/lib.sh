@@ -108,3 +108,12 @@ atomic_write() {
   sync "$tmp" 2>/dev/null || true
   mv -f "$tmp" "$file"
 }
+
+# The server program of the engine (mariadb:11 has no mysqld name).
+db_server() {
+  case "${DB_ENGINE:?DB_ENGINE is not set}" in
+    mariadb) printf 'mariadbd' ;;
+    mysql) printf 'mysqld' ;;
+    *) die "DB_ENGINE must be mysql or mariadb, not '$DB_ENGINE'" ;;
+  esac
+}

@@ -1,0 +1,593 @@
+import { ApiObject, Chart, Duration, JsonPatch, Size, SizeRoundingBehavior } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
+import { k8s } from 'cdk8s-plus-27';
+import { Construct } from 'constructs';
+import { CnfValue, recommendedLabels, renderCnf, resourceName, validateImage, validateStatefulSetName } from './_common';
+import { contentHash, readScripts } from './_scripts';
+import { EngineVersion } from './engine-version';
+
+/**
+ * Properties of a `MySqlReplicationCluster`.
+ */
+export interface MySqlReplicationClusterProps {
+  /**
+   * The name of the StatefulSet and of the headless Service, the prefix of every other object's
+   * name (`<name>-write`, `<name>-read`, `<name>-config`, `<name>-scripts`, `<name>-credentials`)
+   * and of the pods (`<name>-0` is the primary). At most 52 characters, a DNS label.
+   *
+   * @default - derived from the construct path (stable, with a short hash)
+   */
+  readonly name?: string;
+
+  /**
+   * The number of pods: one primary (ordinal 0) and `replicas - 1` read replicas.
+   *
+   * @default 3
+   */
+  readonly replicas?: number;
+
+  /**
+   * The database engine and version.
+   *
+   * @default EngineVersion.MYSQL_8_4
+   */
+  readonly version?: EngineVersion;
+
+  /**
+   * The container image of every container of the pods, e.g. a mirror of the official image.
+   * It must carry the binaries of `version` (the scripts call the engine's own programs); it must
+   * name a tag or a digest.
+   *
+   * @default - the official image of `version`, e.g. `mysql:8.4`
+   */
+  readonly image?: string;
+
+  /**
+   * CPU and memory of the database server container (and of the init container, which prepares
+   * copies of the data). The sidecars have small fixed requests.
+   *
+   * @default - requests 500m CPU and 1 GiB memory; limits 1 GiB memory and no CPU limit
+   */
+  readonly resources?: kplus.ContainerResources;
+
+  /**
+   * The size of each pod's volume (one PersistentVolumeClaim per pod, from the StatefulSet's
+   * volumeClaimTemplates). It holds the datadir, including the binary logs.
+   *
+   * @default Size.gibibytes(10)
+   */
+  readonly storage?: Size;
+
+  /**
+   * The StorageClass of the pods' volumes.
+   *
+   * @default - the cluster's default StorageClass
+   */
+  readonly storageClassName?: string;
+
+  /**
+   * The access modes of the pods' volumes.
+   *
+   * @default [kplus.PersistentVolumeAccessMode.READ_WRITE_ONCE]
+   */
+  readonly accessModes?: kplus.PersistentVolumeAccessMode[];
+
+  /**
+   * `innodb_buffer_pool_size`: keep it well below the memory limit.
+   *
+   * @default - the server's default (128 MiB)
+   */
+  readonly innodbBufferPoolSize?: Size;
+
+  /**
+   * `max_connections`.
+   *
+   * @default - the server's default (151)
+   */
+  readonly maxConnections?: number;
+
+  /**
+   * Further server options for the `[mysqld]` section of my.cnf, by option name, e.g.
+   * `{ long_query_time: '2', slow_query_log: 'ON' }`. They are written after the library's
+   * settings. Options that the replication depends on (server_id, log_bin, gtid_mode, read_only,
+   * datadir, …) are set by the construct and cannot be given here; `plugin_load_add` is appended
+   * to the construct's.
+   *
+   * @default - none
+   */
+  readonly serverOptions?: { [name: string]: string };
+
+  /**
+   * Semi-synchronous replication: the primary waits, for each commit, until a replica has
+   * received it (falling back to asynchronous replication after 10 seconds without a replica).
+   * It needs at least one replica.
+   *
+   * @default false
+   * @see https://dev.mysql.com/doc/refman/8.4/en/replication-semisync.html
+   */
+  readonly semiSync?: boolean;
+
+  /**
+   * How far a replica may lag behind the primary (`Seconds_Behind_Source`) and still be ready,
+   * that is, receive reads from the read Service.
+   *
+   * @default Duration.seconds(30)
+   */
+  readonly maxLag?: Duration;
+
+  /**
+   * The `server_id` of the primary; the pod with ordinal n gets `serverIdBase + n`. Choose
+   * distinct ranges for clusters that replicate to or from each other.
+   *
+   * @default 100
+   */
+  readonly serverIdBase?: number;
+
+  /**
+   * The Secret with the cluster's passwords, under the keys `root-password` (the `root`
+   * account, also used by the probes and the sidecars) and `replication-password` (the
+   * `repl` account replicas log in with). Both must be non-empty. They are set when a datadir is
+   * first initialized; changing the Secret later does not change the accounts.
+   *
+   * @default - a Secret named `<name>-credentials` that you create, e.g. with
+   * `kubectl create secret generic <name>-credentials --from-literal=root-password=… --from-literal=replication-password=…`
+   */
+  readonly credentials?: kplus.ISecret;
+}
+
+/** Paths inside the pods. */
+const SCRIPTS_DIR = '/etc/cdk8s-mysql/scripts';
+const CONFIG_DIR = '/etc/cdk8s-mysql/config';
+const CREDENTIALS_DIR = '/etc/cdk8s-mysql/credentials';
+const CNF_DIR = '/etc/mysql/conf.d';
+const DATA_ROOT = '/var/lib/mysql';
+const TMP_DIR = '/tmp';
+
+const MYSQL_PORT = 3306;
+const SEED_PORT = 3307;
+/** uid and gid of the `mysql` user of the official images. */
+const MYSQL_UID = 999;
+const MAX_SERVER_ID = 4294967295;
+
+const SCRIPTS = [
+  'lib.sh',
+  'replication-lib.sh',
+  'replication-init.sh',
+  'replication-server.sh',
+  'replication-agent.sh',
+  'replication-donor.sh',
+  'replication-send.sh',
+  'replication-alive.sh',
+  'replication-ready.sh',
+];
+
+/** Options the construct sets itself, with the way to get what the user wanted instead. */
+const RESERVED_OPTIONS: Record<string, string> = {
+  server_id: 'it is serverIdBase + the pod ordinal: set serverIdBase',
+  report_host: 'it is each pod\'s stable DNS name',
+  read_only: 'it follows each pod\'s role (the primary is writable, replicas are read-only)',
+  super_read_only: 'it follows each pod\'s role (replicas turn it on at run time)',
+  rpl_semi_sync_master_enabled: 'set semiSync',
+  rpl_semi_sync_slave_enabled: 'set semiSync',
+  rpl_semi_sync_source_enabled: 'set semiSync',
+  rpl_semi_sync_replica_enabled: 'set semiSync',
+  gtid_mode: 'the cluster replicates with GTIDs',
+  enforce_gtid_consistency: 'the cluster replicates with GTIDs',
+  gtid_strict_mode: 'the cluster replicates with GTIDs',
+  log_bin: 'every pod writes a binary log so that any pod can be a donor',
+  log_basename: 'the binary and relay logs have fixed names',
+  relay_log: 'the binary and relay logs have fixed names',
+  log_replica_updates: 'replicas log what they replicate so that they can be donors',
+  log_slave_updates: 'replicas log what they replicate so that they can be donors',
+  skip_replica_start: 'replication starts with the server and the agent keeps it running',
+  skip_slave_start: 'replication starts with the server and the agent keeps it running',
+  datadir: 'the datadir is on the pod\'s volume',
+  socket: 'the probes and sidecars use the socket in the shared run directory',
+  pid_file: 'it is in the shared run directory',
+  port: 'the Services and probes use port 3306',
+  bind_address: 'the other pods and the Services connect over the pod network',
+  skip_networking: 'the other pods and the Services connect over the pod network',
+  user: 'the pods run as the images\' mysql user (uid 999)',
+};
+
+/**
+ * A MySQL or MariaDB cluster with one primary and read replicas, replicating asynchronously
+ * (or semi-synchronously) with GTIDs, in one StatefulSet.
+ *
+ * Synthesizes:
+ * - a StatefulSet `<name>`: the pod with ordinal 0 is the primary, the others are read-only
+ *   replicas; each pod has its own PersistentVolumeClaim (kept when the StatefulSet is scaled
+ *   down or deleted). Every container runs a script of this library (the images only carry the
+ *   binaries): an init container writes the configuration (`server_id` = `serverIdBase` +
+ *   ordinal) and initializes the primary or seeds a new replica with a physical copy of a donor
+ *   (MariaDB: `mariadb-backup` streamed by the donor's sidecar; MySQL: the CLONE plugin), the
+ *   server container runs `mysqld`/`mariadbd`, and an agent sidecar configures replication from
+ *   the primary and keeps it running;
+ * - a headless Service `<name>` (stable DNS `<name>-<ordinal>.<name>` for every pod, ready or
+ *   not), a write Service `<name>-write` that reaches only the primary, and a read Service
+ *   `<name>-read` that reaches every ready pod: replicas that replicate and lag at most
+ *   `maxLag`, and the primary too (a Service selector cannot exclude one pod of a StatefulSet);
+ * - ConfigMaps `<name>-config` (my.cnf) and `<name>-scripts`.
+ *
+ * The passwords come from a Secret (see `credentials`). The primary is always ordinal 0: there is
+ * no automatic failover; if the primary's pod is down, writes wait for Kubernetes to restart it.
+ */
+export class MySqlReplicationCluster extends Construct {
+  /** The key of the root password in the credentials Secret. */
+  public static readonly ROOT_PASSWORD_KEY = 'root-password';
+  /** The key of the replication account's password in the credentials Secret. */
+  public static readonly REPLICATION_PASSWORD_KEY = 'replication-password';
+
+  /** The name of the StatefulSet and the headless Service, the prefix of the other objects' names. */
+  public readonly name: string;
+  /** The number of pods (primary included). */
+  public readonly replicas: number;
+  /** The engine and version. */
+  public readonly version: EngineVersion;
+  /** The image of the pods' containers. */
+  public readonly image: string;
+  /** The port of the server in every Service. */
+  public readonly port: number;
+  /** The in-cluster DNS name to connect to for writes (and reads that must see the latest write). */
+  public readonly writeHost: string;
+  /** The in-cluster DNS name to connect to for reads (any ready pod). */
+  public readonly readHost: string;
+  /** The StatefulSet (an L1 object, so that every field can be patched). */
+  public readonly statefulSet: k8s.KubeStatefulSet;
+  /** The headless Service that gives every pod a stable DNS name. */
+  public readonly headlessService: kplus.Service;
+  /** The Service that reaches only the primary. */
+  public readonly writeService: kplus.Service;
+  /** The Service that reaches every ready pod. */
+  public readonly readService: kplus.Service;
+  /** The ConfigMap with the server configuration (server.cnf, primary.cnf, replica.cnf). */
+  public readonly configMap: kplus.ConfigMap;
+  /** The ConfigMap with the scripts the containers run. */
+  public readonly scriptsConfigMap: kplus.ConfigMap;
+  /** The Secret the passwords are read from. */
+  public readonly credentials: kplus.ISecret;
+
+  public constructor(scope: Construct, id: string, props: MySqlReplicationClusterProps = {}) {
+    super(scope, id);
+
+    const replicas = props.replicas ?? 3;
+    if (!Number.isInteger(replicas) || replicas < 1) {
+      throw new Error(`replicas must be a whole number of at least 1, got ${replicas}: a cluster needs its primary (1 = a primary alone, 3 = a primary and 2 replicas)`);
+    }
+    const name = resourceName(this, props.name);
+    validateStatefulSetName('name', name, replicas);
+    const version = props.version ?? EngineVersion.MYSQL_8_4;
+    const image = props.image ?? version.image;
+    validateImage('image', image);
+    const storage = props.storage ?? Size.gibibytes(10);
+    if (storage.toKibibytes() <= 0) {
+      throw new Error(`storage must be more than 0, got ${storage.toKibibytes()} KiB: give each pod's volume a size, e.g. Size.gibibytes(10)`);
+    }
+    const serverIdBase = props.serverIdBase ?? 100;
+    const maxBase = MAX_SERVER_ID - (replicas - 1);
+    if (!Number.isInteger(serverIdBase) || serverIdBase < 1 || serverIdBase > maxBase) {
+      throw new Error(`serverIdBase must be a whole number from 1 to ${maxBase}, got ${serverIdBase}: server_id = serverIdBase + ordinal must stay within 1..${MAX_SERVER_ID} for ${replicas} pods`);
+    }
+    const maxLag = props.maxLag ?? Duration.seconds(30);
+    if (maxLag.toMilliseconds() <= 0) {
+      throw new Error(`maxLag must be more than 0, got ${maxLag.toMilliseconds()} ms: a replica would never be ready; allow a lag, e.g. Duration.seconds(30)`);
+    }
+    const maxLagSeconds = Math.ceil(maxLag.toMilliseconds() / 1000);
+    const semiSync = props.semiSync ?? false;
+    if (semiSync && replicas < 2) {
+      throw new Error(`semiSync needs at least one replica to acknowledge commits, got replicas ${replicas}: set replicas to 2 or more, or turn semiSync off`);
+    }
+
+    this.name = name;
+    this.replicas = replicas;
+    this.version = version;
+    this.image = image;
+    this.port = MYSQL_PORT;
+    const namespace = Chart.of(this).namespace;
+    const dnsName = (service: string) => (namespace ? `${service}.${namespace}.svc.cluster.local` : service);
+    this.writeHost = dnsName(`${name}-write`);
+    this.readHost = dnsName(`${name}-read`);
+
+    const engine = version.engine;
+    const mariadb = version.isMariaDb;
+    const labels = recommendedLabels(engine, name, 'database');
+    const selector = { 'app.kubernetes.io/name': labels['app.kubernetes.io/name'], 'app.kubernetes.io/instance': name };
+
+    this.credentials = props.credentials ?? kplus.Secret.fromSecretName(this, 'Credentials', `${name}-credentials`);
+
+    // configuration: the cluster's server.cnf (library settings, then the user's) and one file per role
+    const config = serverConfig(version, semiSync, props);
+    this.configMap = new kplus.ConfigMap(this, 'Config', { metadata: { name: `${name}-config`, labels }, data: config });
+    const scripts = readScripts(SCRIPTS);
+    this.scriptsConfigMap = new kplus.ConfigMap(this, 'Scripts', { metadata: { name: `${name}-scripts`, labels }, data: scripts });
+
+    // Services
+    const mysqlPort: kplus.ServicePort = { name: 'mysql', port: MYSQL_PORT, targetPort: MYSQL_PORT };
+    const seedPort: kplus.ServicePort = { name: 'seed', port: SEED_PORT, targetPort: SEED_PORT };
+    this.headlessService = new kplus.Service(this, 'HeadlessService', {
+      metadata: { name, labels },
+      clusterIP: 'None',
+      ports: mariadb ? [mysqlPort, seedPort] : [mysqlPort],
+    });
+    // replicas and new pods reach every peer by name, ready or not
+    ApiObject.of(this.headlessService).addJsonPatch(JsonPatch.add('/spec/publishNotReadyAddresses', true));
+    this.writeService = new kplus.Service(this, 'WriteService', { metadata: { name: `${name}-write`, labels }, ports: [mysqlPort] });
+    this.readService = new kplus.Service(this, 'ReadService', { metadata: { name: `${name}-read`, labels }, ports: [mysqlPort] });
+    for (const [key, value] of Object.entries(selector)) {
+      this.headlessService.selectLabel(key, value);
+      this.writeService.selectLabel(key, value);
+      this.readService.selectLabel(key, value);
+    }
+    this.writeService.selectLabel('statefulset.kubernetes.io/pod-name', `${name}-0`);
+
+    // the pods
+    const socketDir = mariadb ? '/run/mysqld' : '/var/run/mysqld';
+    const env: k8s.EnvVar[] = Object.entries({
+      DB_ENGINE: engine,
+      DB_PORT: `${MYSQL_PORT}`,
+      DB_SOCKET: `${socketDir}/mysqld.sock`,
+      DB_CNF: `${CNF_DIR}/my.cnf`,
+      CONFIG_DIR,
+      SECRETS_DIR: CREDENTIALS_DIR,
+      RUN_DIR: socketDir,
+      DATA_ROOT,
+      TMPDIR: TMP_DIR,
+      CLUSTER_NAME: name,
+      HEADLESS_SERVICE: name,
+      SERVER_ID_BASE: `${serverIdBase}`,
+      MAX_LAG_SECONDS: `${maxLagSeconds}`,
+      REPLICAS: `${replicas}`,
+      ...(mariadb ? { SEED_PORT: `${SEED_PORT}` } : {}),
+    }).map(([envName, value]) => ({ name: envName, value }));
+
+    const mount = (volume: string, mountPath: string, readOnly = false): k8s.VolumeMount => (
+      { name: volume, mountPath, ...(readOnly ? { readOnly } : {}) }
+    );
+    const data = mount('data', DATA_ROOT);
+    const run = mount('run', socketDir);
+    const tmp = mount('tmp', TMP_DIR);
+    const scriptsMount = mount('scripts', SCRIPTS_DIR, true);
+    const securityContext: k8s.SecurityContext = {
+      runAsUser: MYSQL_UID,
+      runAsGroup: MYSQL_UID,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    };
+    const serverResources = kubeResources(props.resources ?? {
+      cpu: { request: kplus.Cpu.millis(500) },
+      memory: { request: Size.gibibytes(1), limit: Size.gibibytes(1) },
+    });
+    const container = (
+      containerName: string, script: string, volumeMounts: k8s.VolumeMount[], resources: k8s.ResourceRequirements,
+    ): k8s.Container => ({
+      name: containerName,
+      image,
+      imagePullPolicy: 'IfNotPresent',
+      command: ['bash', `${SCRIPTS_DIR}/${script}`],
+      env,
+      securityContext,
+      resources,
+      volumeMounts,
+    });
+    const probe = (script: string, periodSeconds: number, failureThreshold: number): k8s.Probe => ({
+      exec: { command: ['bash', `${SCRIPTS_DIR}/${script}`] },
+      periodSeconds,
+      timeoutSeconds: 5,
+      failureThreshold,
+    });
+    const sidecarResources = (memoryLimit: string): k8s.ResourceRequirements => ({
+      requests: { cpu: k8s.Quantity.fromString('10m'), memory: k8s.Quantity.fromString('32Mi') },
+      limits: { memory: k8s.Quantity.fromString(memoryLimit) },
+    });
+
+    const init = container('init', 'replication-init.sh', [
+      data, run, tmp, mount('conf', CNF_DIR), mount('config', CONFIG_DIR, true), scriptsMount, mount('credentials', CREDENTIALS_DIR, true),
+    ], serverResources);
+    const server: k8s.Container = {
+      ...container('server', 'replication-server.sh', [data, run, tmp, mount('conf', CNF_DIR, true), scriptsMount], serverResources),
+      ports: [{ name: 'mysql', containerPort: MYSQL_PORT }],
+      // generous: crash recovery, or a MySQL replica restarting on a fresh clone
+      startupProbe: probe('replication-alive.sh', 10, 180),
+      livenessProbe: probe('replication-alive.sh', 10, 6),
+      readinessProbe: probe('replication-ready.sh', 5, 2),
+    };
+    const agent = container('agent', 'replication-agent.sh', [data, run, tmp, scriptsMount, mount('credentials', CREDENTIALS_DIR, true)], sidecarResources('128Mi'));
+    const containers = [server, agent];
+    if (mariadb) {
+      containers.push({
+        ...container('donor', 'replication-donor.sh', [data, run, tmp, scriptsMount], sidecarResources('512Mi')),
+        ports: [{ name: 'seed', containerPort: SEED_PORT }],
+      });
+    }
+
+    const accessModes = props.accessModes ?? [kplus.PersistentVolumeAccessMode.READ_WRITE_ONCE];
+    this.statefulSet = new k8s.KubeStatefulSet(this, 'Resource', {
+      metadata: { name, labels },
+      spec: {
+        serviceName: name,
+        replicas,
+        podManagementPolicy: 'OrderedReady',
+        updateStrategy: { type: 'RollingUpdate' },
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
+        selector: { matchLabels: selector },
+        template: {
+          metadata: {
+            labels,
+            annotations: {
+              'cdk8s-mysql/config-hash': contentHash({ ...prefixKeys('config/', config), ...prefixKeys('scripts/', scripts) }),
+              'kubectl.kubernetes.io/default-container': 'server',
+            },
+          },
+          spec: {
+            securityContext: {
+              runAsUser: MYSQL_UID,
+              runAsGroup: MYSQL_UID,
+              runAsNonRoot: true,
+              fsGroup: MYSQL_UID,
+              fsGroupChangePolicy: 'OnRootMismatch',
+              seccompProfile: { type: 'RuntimeDefault' },
+            },
+            automountServiceAccountToken: false,
+            enableServiceLinks: false,
+            terminationGracePeriodSeconds: 60,
+            affinity: {
+              podAntiAffinity: {
+                preferredDuringSchedulingIgnoredDuringExecution: [{
+                  weight: 100,
+                  podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } },
+                }],
+              },
+            },
+            initContainers: [init],
+            containers,
+            volumes: [
+              { name: 'run', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('16Mi') } },
+              { name: 'conf', emptyDir: {} },
+              { name: 'tmp', emptyDir: {} },
+              { name: 'config', configMap: { name: this.configMap.name } },
+              { name: 'scripts', configMap: { name: this.scriptsConfigMap.name } },
+              {
+                name: 'credentials',
+                secret: {
+                  secretName: this.credentials.name,
+                  defaultMode: 0o440,
+                  items: [MySqlReplicationCluster.ROOT_PASSWORD_KEY, MySqlReplicationCluster.REPLICATION_PASSWORD_KEY]
+                    .map((key) => ({ key, path: key })),
+                },
+              },
+            ],
+          },
+        },
+        volumeClaimTemplates: [{
+          metadata: { name: 'data', labels: selector },
+          spec: {
+            accessModes: accessModes.map((m) => `${m}`),
+            ...(props.storageClassName ? { storageClassName: props.storageClassName } : {}),
+            resources: { requests: { storage: k8s.Quantity.fromString(quantity(storage)) } },
+          },
+        }],
+      },
+    });
+    this.node.defaultChild = this.statefulSet;
+  }
+}
+
+/** The ConfigMap data: server.cnf, primary.cnf and replica.cnf. */
+function serverConfig(version: EngineVersion, semiSync: boolean, props: MySqlReplicationClusterProps): Record<string, string> {
+  const mariadb = version.isMariaDb;
+  const socketDir = mariadb ? '/run/mysqld' : '/var/run/mysqld';
+  const common: Record<string, CnfValue> = {
+    datadir: `${DATA_ROOT}/data`,
+    socket: `${socketDir}/mysqld.sock`,
+    pid_file: `${socketDir}/mysqld.pid`,
+    port: MYSQL_PORT,
+    skip_name_resolve: 'ON',
+  };
+  const replication: Record<string, CnfValue> = mariadb
+    ? {
+      // log_basename first: the binary and relay log names do not depend on the hostname
+      log_basename: 'mariadb',
+      log_bin: 'mariadb-bin',
+      log_slave_updates: 'ON',
+      gtid_strict_mode: 'ON',
+      binlog_format: 'ROW',
+      relay_log_recovery: 'ON',
+    }
+    : {
+      mysqlx: 'OFF',
+      gtid_mode: 'ON',
+      enforce_gtid_consistency: 'ON',
+      log_bin: 'mysql-bin',
+      relay_log: 'relay-bin',
+      log_replica_updates: 'ON',
+      relay_log_recovery: 'ON',
+      plugin_load_add: ['mysql_clone.so', ...(semiSync ? ['semisync_source.so', 'semisync_replica.so'] : [])].join(';'),
+    };
+  const user = userOptions(props);
+  if (user.plugin_load_add !== undefined && replication.plugin_load_add !== undefined) {
+    user.plugin_load_add = `${replication.plugin_load_add};${user.plugin_load_add}`;
+  }
+  // MySQL's semi-sync variables exist only once the plugin is loaded: loose_ keeps them harmless before
+  const primary: Record<string, CnfValue> = { read_only: 'OFF' };
+  const replica: Record<string, CnfValue> = { read_only: 'ON' };
+  if (semiSync) {
+    Object.assign(primary, mariadb ? { rpl_semi_sync_master_enabled: 'ON' } : { loose_rpl_semi_sync_source_enabled: 'ON' });
+    Object.assign(replica, mariadb ? { rpl_semi_sync_slave_enabled: 'ON' } : { loose_rpl_semi_sync_replica_enabled: 'ON' });
+  }
+  return {
+    'server.cnf': renderCnf({ mysqld: { ...common, ...replication, ...user } }),
+    'primary.cnf': renderCnf({ mysqld: primary }),
+    'replica.cnf': renderCnf({ mysqld: replica }),
+  };
+}
+
+/** The typed and raw server options of the props, checked. */
+function userOptions(props: MySqlReplicationClusterProps): Record<string, CnfValue> {
+  const options: Record<string, CnfValue> = {};
+  const given = new Map<string, string>();
+  const add = (key: string, value: CnfValue, source: string) => {
+    const normalized = key.toLowerCase().replace(/-/g, '_').replace(/^loose_/, '');
+    const reason = RESERVED_OPTIONS[normalized];
+    if (reason !== undefined) {
+      throw new Error(`${source} sets ${key}, which the construct manages: ${reason}`);
+    }
+    const earlier = given.get(normalized);
+    if (earlier !== undefined) {
+      throw new Error(`${source} sets ${key}, which ${earlier} sets already: give it once`);
+    }
+    given.set(normalized, source);
+    options[key] = value;
+  };
+  if (props.innodbBufferPoolSize !== undefined) {
+    if (props.innodbBufferPoolSize.toKibibytes() <= 0) {
+      throw new Error(`innodbBufferPoolSize must be more than 0, got ${props.innodbBufferPoolSize.toKibibytes()} KiB: e.g. Size.mebibytes(512)`);
+    }
+    add('innodb_buffer_pool_size', cnfSize(props.innodbBufferPoolSize), 'innodbBufferPoolSize');
+  }
+  if (props.maxConnections !== undefined) {
+    if (!Number.isInteger(props.maxConnections) || props.maxConnections < 1) {
+      throw new Error(`maxConnections must be a whole number of at least 1, got ${props.maxConnections}: e.g. 500`);
+    }
+    add('max_connections', props.maxConnections, 'maxConnections');
+  }
+  for (const [key, value] of Object.entries(props.serverOptions ?? {})) {
+    add(key, value, `serverOptions.${key}`);
+  }
+  return options;
+}
+
+/** A Size as a Kubernetes quantity in the largest binary unit that keeps it whole. */
+function quantity(size: Size): string {
+  const gib = size.toGibibytes({ rounding: SizeRoundingBehavior.NONE });
+  if (Number.isInteger(gib)) return `${gib}Gi`;
+  const mib = size.toMebibytes({ rounding: SizeRoundingBehavior.NONE });
+  if (Number.isInteger(mib)) return `${mib}Mi`;
+  return `${Math.ceil(size.toKibibytes({ rounding: SizeRoundingBehavior.NONE }))}Ki`;
+}
+
+/** A Size as a my.cnf value (G, M or K suffix). */
+function cnfSize(size: Size): string {
+  return quantity(size).replace(/i$/, '');
+}
+
+function kubeResources(resources: kplus.ContainerResources): k8s.ResourceRequirements {
+  const limits: Record<string, k8s.Quantity> = {};
+  const requests: Record<string, k8s.Quantity> = {};
+  if (resources.cpu?.limit) limits.cpu = k8s.Quantity.fromString(resources.cpu.limit.amount);
+  if (resources.cpu?.request) requests.cpu = k8s.Quantity.fromString(resources.cpu.request.amount);
+  if (resources.memory?.limit) limits.memory = k8s.Quantity.fromString(quantity(resources.memory.limit));
+  if (resources.memory?.request) requests.memory = k8s.Quantity.fromString(quantity(resources.memory.request));
+  if (resources.ephemeralStorage?.limit) limits['ephemeral-storage'] = k8s.Quantity.fromString(quantity(resources.ephemeralStorage.limit));
+  if (resources.ephemeralStorage?.request) requests['ephemeral-storage'] = k8s.Quantity.fromString(quantity(resources.ephemeralStorage.request));
+  return {
+    ...(Object.keys(limits).length > 0 ? { limits } : {}),
+    ...(Object.keys(requests).length > 0 ? { requests } : {}),
+  };
+}
+
+function prefixKeys(prefix: string, record: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [`${prefix}${k}`, v]));
+}

@@ -1,0 +1,27 @@
+#!/bin/bash
+# Writes one physical copy of this pod's server to stdout (run by the donor sidecar for each
+# connection): a mariadb-backup xbstream, then an end mark that tells the receiver the copy is
+# complete. Sends nothing when this server is not a healthy member, so the receiver tries another donor.
+# Configured only by environment variables: see replication-lib.sh.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=replication-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/replication-lib.sh"
+require_env "${CLUSTER_ENV[@]}" SEED_PORT
+
+main() {
+  local reason work
+  if ! reason=$(local_healthy); then
+    die "refusing to send a copy: this server is not healthy ($reason)"
+  fi
+  work=$(mktemp -d "${TMPDIR:-/tmp}/cdk8s-mysql-send.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  log "sending a physical copy"
+  mkdir "$work/backup" "$work/end"
+  mariadb-backup --defaults-file="$(backup_cnf)" --backup --stream=xbstream --slave-info --target-dir="$work/backup"
+  printf 'complete\n' >"$work/end/$SEED_TRAILER"
+  (cd "$work/end" && mbstream -c "$SEED_TRAILER")
+  log "sent a complete copy"
+}
+
+main "$@"
