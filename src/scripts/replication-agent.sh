@@ -15,28 +15,6 @@ require_env "${CLUSTER_ENV[@]}"
 
 readonly PERIOD_SECONDS=5
 
-reconcile_replica() {
-  local ordinal=$1
-  if [[ ! -f $(seeded_marker) ]]; then
-    if [[ $DB_ENGINE != mysql ]]; then
-      log "the volume is not seeded: the init container seeds it at the next pod start"
-      return 1
-    fi
-    if clone_completed; then
-      atomic_write "$(seeded_marker)" "cloned_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"$'\n'
-      log "the server runs on a completed clone: the volume is seeded"
-    else
-      clone_from_donor "$ordinal" || return 1
-      wait_for_server_stop 300 || log "the server still runs after the clone"
-      return 0
-    fi
-  fi
-  configure_replication
-  if [[ $DB_ENGINE == mysql ]]; then
-    ensure_super_read_only
-  fi
-}
-
 main() {
   local ordinal role
   ordinal=$(pod_ordinal)

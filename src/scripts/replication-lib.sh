@@ -456,11 +456,12 @@ prepare_clone_recipient() {
 
 # --- MySQL: seeding a replica with the CLONE plugin ---------------------------------------------
 
-# True when the running server started on data that a clone completed: the clone's end is
-# before the server's start. Until then a clone may still be swapping in its data.
+# True when the running server runs on the data of a completed clone. An in-place clone stays
+# 'In Progress' until the restart that swaps its data in; the server's startup then marks it
+# 'Completed' (or 'Failed'), so 'Completed' is only ever seen on the cloned data.
 clone_completed() {
   local count
-  count=$(run_sql "$(root_cnf)" "SELECT COUNT(*) FROM performance_schema.clone_status WHERE STATE = 'Completed' AND ERROR_NO = 0 AND END_TIME < NOW(3) - INTERVAL (SELECT VARIABLE_VALUE FROM performance_schema.global_status WHERE VARIABLE_NAME = 'Uptime') SECOND") || return 1
+  count=$(run_sql "$(root_cnf)" "SELECT COUNT(*) FROM performance_schema.clone_status WHERE STATE = 'Completed' AND ERROR_NO = 0") || return 1
   [[ $count == 1 ]]
 }
 
@@ -553,5 +554,28 @@ ensure_super_read_only() {
   if [[ $state != 1 ]]; then
     log "setting super_read_only"
     run_sql "$cnf" 'SET GLOBAL super_read_only = ON'
+  fi
+}
+
+# One pass of the agent on a replica: seed (MySQL: clone), configure replication, read-only.
+reconcile_replica() {
+  local ordinal=$1
+  if [[ ! -f $(seeded_marker) ]]; then
+    if [[ $DB_ENGINE != mysql ]]; then
+      log "the volume is not seeded: the init container seeds it at the next pod start"
+      return 1
+    fi
+    if clone_completed; then
+      atomic_write "$(seeded_marker)" "cloned_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"$'\n'
+      log "the server runs on a completed clone: the volume is seeded"
+    else
+      clone_from_donor "$ordinal" || return 1
+      wait_for_server_stop 300 || log "the server still runs after the clone"
+      return 0
+    fi
+  fi
+  configure_replication
+  if [[ $DB_ENGINE == mysql ]]; then
+    ensure_super_read_only
   fi
 }
