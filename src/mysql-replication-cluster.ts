@@ -89,7 +89,8 @@ export interface MySqlReplicationClusterProps {
   /**
    * Further server options for the `[mysqld]` section of my.cnf, by option name, e.g.
    * `{ long_query_time: '2', slow_query_log: 'ON' }`. They are written after the library's
-   * settings. Options that the replication depends on (server_id, log_bin, gtid_mode, read_only,
+   * settings, so they also override its defaults (e.g. MariaDB's `binlog_expire_logs_seconds`,
+   * 7 days). Options that the replication depends on (server_id, log_bin, gtid_mode, read_only,
    * datadir, …) are set by the construct and cannot be given here; `plugin_load_add` is appended
    * to the construct's.
    *
@@ -495,6 +496,8 @@ function serverConfig(version: EngineVersion, semiSync: boolean, props: MySqlRep
       gtid_strict_mode: 'ON',
       binlog_format: 'ROW',
       relay_log_recovery: 'ON',
+      // MariaDB keeps binary logs forever by default; MySQL purges them after 30 days
+      binlog_expire_logs_seconds: 7 * 24 * 3600,
     }
     : {
       mysqlx: 'OFF',

@@ -347,6 +347,10 @@ describe('MySqlReplicationCluster', () => {
       const text = cnf(cluster({ version: EngineVersion.MARIADB_11_4 }).manifests);
       expect(text).toMatch(/^log_basename = mariadb\nlog_bin = mariadb-bin\nlog_slave_updates = ON\ngtid_strict_mode = ON\nbinlog_format = ROW\nrelay_log_recovery = ON$/m);
       expect(text).not.toMatch(/gtid_mode|clone/);
+      // binary logs do not fill the volume: kept 7 days unless serverOptions says otherwise
+      expect(text).toMatch(/^binlog_expire_logs_seconds = 604800$/m);
+      expect(cnf(cluster({ version: EngineVersion.MARIADB_11_4, serverOptions: { binlog_expire_logs_seconds: '86400' } }).manifests))
+        .toMatch(/^binlog_expire_logs_seconds = 86400$/m);
     });
 
     test('semiSync loads and enables semi-synchronous replication per role (MySQL)', () => {
