@@ -5,12 +5,12 @@ import * as path from 'path';
 const root = path.join(__dirname, '..');
 const scriptsDir = path.join(root, 'src', 'scripts');
 const shippedScripts = fs.readdirSync(scriptsDir).filter((f) => f.endsWith('.sh')).sort();
-const testScripts = findShellFiles(path.join(root, 'test'));
+const otherScripts = [...findShellFiles(path.join(root, 'test')), ...findShellFiles(path.join(root, 'examples'))];
 
 function findShellFiles(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) return e.name === 'node_modules' ? [] : findShellFiles(p);
+    if (e.isDirectory()) return e.name === 'node_modules' || e.name === 'cdk8s.out' ? [] : findShellFiles(p);
     return e.name.endsWith('.sh') ? [p] : [];
   });
 }
@@ -34,7 +34,7 @@ describe('shell scripts', () => {
     expect(r.output).toMatch(/SC2045|SC2086/);
   });
 
-  test.each([...shippedScripts.map((f) => path.join(scriptsDir, f)), ...testScripts].map((f) => [path.relative(root, f)]))(
+  test.each([...shippedScripts.map((f) => path.join(scriptsDir, f)), ...otherScripts].map((f) => [path.relative(root, f)]))(
     '%s passes shellcheck',
     (file) => {
       const r = shellcheck(path.join(root, file));
