@@ -1,4 +1,6 @@
-import { Names } from 'cdk8s';
+import { Names, Size, SizeRoundingBehavior } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
+import { k8s } from 'cdk8s-plus-27';
 import { IConstruct } from 'constructs';
 
 /** Kubernetes object names of the DNS-1123 label form (pods, Services, StatefulSets). */
@@ -75,4 +77,32 @@ export function renderCnf(sections: Record<string, Record<string, CnfValue>>): s
     out.push('');
   }
   return out.join('\n');
+}
+
+/**
+ * A Kubernetes quantity for a size, in the largest binary unit that represents it exactly
+ * (`10Gi`, `512Mi`, else KiB rounded up).
+ */
+export function sizeQuantity(size: Size): string {
+  const gib = size.toGibibytes({ rounding: SizeRoundingBehavior.NONE });
+  if (Number.isInteger(gib)) return `${gib}Gi`;
+  const mib = size.toMebibytes({ rounding: SizeRoundingBehavior.NONE });
+  if (Number.isInteger(mib)) return `${mib}Mi`;
+  return `${Math.ceil(size.toKibibytes({ rounding: SizeRoundingBehavior.NONE }))}Ki`;
+}
+
+/** A container's `resources` (the L1 shape) from cdk8s-plus `ContainerResources`. */
+export function kubeResources(resources: kplus.ContainerResources): k8s.ResourceRequirements {
+  const limits: Record<string, k8s.Quantity> = {};
+  const requests: Record<string, k8s.Quantity> = {};
+  if (resources.cpu?.limit) limits.cpu = k8s.Quantity.fromString(resources.cpu.limit.amount);
+  if (resources.cpu?.request) requests.cpu = k8s.Quantity.fromString(resources.cpu.request.amount);
+  if (resources.memory?.limit) limits.memory = k8s.Quantity.fromString(sizeQuantity(resources.memory.limit));
+  if (resources.memory?.request) requests.memory = k8s.Quantity.fromString(sizeQuantity(resources.memory.request));
+  if (resources.ephemeralStorage?.limit) limits['ephemeral-storage'] = k8s.Quantity.fromString(sizeQuantity(resources.ephemeralStorage.limit));
+  if (resources.ephemeralStorage?.request) requests['ephemeral-storage'] = k8s.Quantity.fromString(sizeQuantity(resources.ephemeralStorage.request));
+  return {
+    ...(Object.keys(limits).length > 0 ? { limits } : {}),
+    ...(Object.keys(requests).length > 0 ? { requests } : {}),
+  };
 }

@@ -1,2 +1,3 @@
 export * from './engine-version';
 export * from './mysql-replication-cluster';
+export * from './galera-cluster';

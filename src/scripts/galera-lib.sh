@@ -1,0 +1,203 @@
+#!/bin/bash
+# Functions shared by the GaleraCluster scripts (galera-start.sh, galera-status.sh,
+# galera-probe.sh). Sourced after lib.sh, never run on its own. Reads only these variables:
+#   DATADIR       the data directory (the pod's PersistentVolumeClaim)
+#   STATE_DIR     a private runtime directory (emptyDir): generated option files and the
+#                 node's published state
+#   POD_NAME      this pod's name, NAME-ORDINAL
+#   PEERS         every pod's address in ordinal order, space-separated (NAME-0.SERVICE ...)
+#   STATUS_PORT   the TCP port on which every pod publishes its state to its peers
+#
+# The state a pod publishes, one line: STATE UUID SEQNO SAFE_TO_BOOTSTRAP, '-' when unknown.
+#   recovering - - -          the start script is still reading its own position
+#   waiting UUID SEQNO SAFE   the server is stopped and its last committed position is known
+#   starting - - -            the server was started and cannot be asked yet (joining, SST,
+#                             crash recovery), or it is running but does not answer
+#   primary UUID SEQNO -      the server runs in a Primary Component
+#   non-primary UUID SEQNO -  the server runs outside any Primary Component
+# A peer that does not answer is recorded as "unreachable - - -".
+set -euo pipefail
+
+readonly ZERO_UUID=00000000-0000-0000-0000-000000000000
+
+# This pod's ordinal: the number after the last '-' of its name.
+my_ordinal() {
+  local ordinal=${POD_NAME##*-}
+  [[ $ordinal =~ ^[0-9]+$ ]] || die "POD_NAME '$POD_NAME' does not end in -ORDINAL: the pod must belong to a StatefulSet"
+  printf '%s' "$ordinal"
+}
+
+# Prints one field of grastate.dat (uuid, seqno, safe_to_bootstrap); nothing when absent.
+grastate_field() {
+  local file="$DATADIR/grastate.dat"
+  [[ -r $file ]] || return 0
+  awk -v key="$1:" '$1 == key { print $2 }' "$file"
+}
+
+# Recovers the last committed position from InnoDB after a crash: prints UUID:SEQNO.
+# The server only reads its data files and exits; it opens no port.
+recover_position() {
+  local out position
+  if ! out=$(mariadbd --defaults-file="$STATE_DIR/my.cnf" --wsrep-recover --skip-log-error \
+    --skip-networking --socket="$STATE_DIR/recover.sock" 2>&1); then
+    printf '%s\n' "$out" | tail -n 30 >&2
+    die "mariadbd --wsrep-recover failed (its last lines are above); the data directory needs a look"
+  fi
+  position=$(printf '%s\n' "$out" | sed -n 's/.*WSREP: Recovered position: *//p' | tail -n 1)
+  # With wsrep_gtid_mode the position carries ",GTID" suffixes.
+  position=${position%%,*}
+  [[ $position =~ ^[0-9a-f-]{36}:-?[0-9]+$ ]] || {
+    printf '%s\n' "$out" | tail -n 30 >&2
+    die "mariadbd --wsrep-recover printed no position (its last lines are above)"
+  }
+  printf '%s' "$position"
+}
+
+# Prints this node's last committed position as "UUID SEQNO SAFE_TO_BOOTSTRAP":
+#   - no data directory, or one that never belonged to a cluster: ZERO_UUID -1 0
+#   - after a clean shutdown: what grastate.dat says
+#   - after a crash (grastate.dat says seqno -1, or it is missing): what InnoDB recovers
+local_position() {
+  local uuid seqno safe position
+  uuid=$(grastate_field uuid)
+  seqno=$(grastate_field seqno)
+  safe=$(grastate_field safe_to_bootstrap)
+  if [[ ! -d $DATADIR/mysql ]] || [[ -n $uuid && $uuid == "$ZERO_UUID" ]]; then
+    # empty, or a state transfer that did not finish: Galera itself treats it as no state
+    printf '%s -1 0' "$ZERO_UUID"
+    return
+  fi
+  if [[ -z $uuid || -z $seqno || $seqno == -1 ]]; then
+    position=$(recover_position)
+    uuid=${position%%:*}
+    seqno=${position#*:}
+  fi
+  printf '%s %s %s' "$uuid" "$seqno" "${safe:-0}"
+}
+
+# True when this node holds data of some cluster (a position with a non-zero UUID).
+has_data() {
+  [[ $1 != "$ZERO_UUID" ]]
+}
+
+# Asks the local server for its Galera state; prints a state line (primary / non-primary) or
+# fails when the server does not answer.
+server_state() {
+  local out status uuid seqno
+  out=$(timeout 5 "$(db_client)" --defaults-extra-file="$STATE_DIR/client.cnf" --connect-timeout=2 \
+    --batch --skip-column-names -e "SHOW GLOBAL STATUS WHERE Variable_name IN \
+      ('wsrep_cluster_status', 'wsrep_cluster_state_uuid', 'wsrep_last_committed')" 2>/dev/null) || return 1
+  status=$(awk '$1 == "wsrep_cluster_status" { print $2 }' <<<"$out")
+  uuid=$(awk '$1 == "wsrep_cluster_state_uuid" { print $2 }' <<<"$out")
+  seqno=$(awk '$1 == "wsrep_last_committed" { print $2 }' <<<"$out")
+  [[ -n $status && -n $uuid && -n $seqno ]] || return 1
+  if [[ $status == Primary ]]; then
+    printf 'primary %s %s -\n' "$uuid" "$seqno"
+  else
+    printf 'non-primary %s %s -\n' "$uuid" "$seqno"
+  fi
+}
+
+# This node's state line, as published to its peers.
+status_line() {
+  local phase uuid seqno safe
+  read -r phase uuid seqno safe <"$STATE_DIR/state" 2>/dev/null || phase=recovering
+  case $phase in
+    waiting) printf 'waiting %s %s %s\n' "$uuid" "$seqno" "$safe" ;;
+    started) server_state || printf 'starting - - -\n' ;;
+    *) printf 'recovering - - -\n' ;;
+  esac
+}
+
+# Publishes this node's phase (recovering, waiting, started) and, when waiting, its position.
+set_state() {
+  atomic_write "$STATE_DIR/state" "$*"$'\n'
+}
+
+# Checks that a line is a well-formed state line.
+valid_state_line() {
+  [[ $1 =~ ^(recovering|starting)\ -\ -\ -$ ]] ||
+    [[ $1 =~ ^waiting\ [0-9a-f-]{36}\ -?[0-9]+\ [01]$ ]] ||
+    [[ $1 =~ ^(primary|non-primary)\ [0-9a-f-]{36}\ -?[0-9]+\ -$ ]]
+}
+
+# Asks one peer for its state line; prints "unreachable - - -" when it does not answer.
+peer_state() {
+  local line
+  line=$(timeout 4 socat -T 3 -u "TCP:$1:$STATUS_PORT,connect-timeout=2" STDOUT 2>/dev/null | head -n 1) || true
+  if valid_state_line "$line"; then
+    printf '%s\n' "$line"
+  else
+    printf 'unreachable - - -\n'
+  fi
+}
+
+# Prints "ORDINAL STATE UUID SEQNO SAFE" for every node, in ordinal order: this node's own line
+# (given as the argument) and every peer's answer, asked in parallel.
+poll_all() {
+  local own=$1 me i dir
+  local -a peers
+  me=$(my_ordinal)
+  read -r -a peers <<<"${PEERS:?PEERS is not set}"
+  dir=$(mktemp -d "$STATE_DIR/poll.XXXXXX")
+  for i in "${!peers[@]}"; do
+    if ((i != me)); then
+      peer_state "${peers[$i]}" >"$dir/$i" &
+    fi
+  done
+  wait
+  for i in "${!peers[@]}"; do
+    if ((i == me)); then
+      printf '%s %s\n' "$i" "$own"
+    else
+      printf '%s %s\n' "$i" "$(<"$dir/$i")"
+    fi
+  done
+  rm -rf "$dir"
+}
+
+# The decision, from the lines of poll_all on stdin, for the node with ordinal ME:
+#   join ORDINAL       a peer runs in a Primary Component: join it
+#   bootstrap          every node answered, none runs in or towards a Primary Component, and
+#                      node ME holds the most advanced position: ME must bootstrap
+#   wait REASON        anything else
+# The most advanced position: data of a cluster before none, then the highest seqno, then
+# safe_to_bootstrap 1 (the last node to leave after a clean shutdown), then the lowest
+# ordinal. For a brand-new cluster (no node has data) that is ordinal 0.
+decide() {
+  local me=$1 ordinal state uuid seqno safe data
+  local best='' best_key='' key primary='' blocked=()
+  local -A uuids=()
+  while read -r ordinal state uuid seqno safe; do
+    case $state in
+      primary) primary=${primary:-$ordinal} ;;
+      waiting | non-primary)
+        [[ $safe == 1 ]] || safe=0
+        data=0
+        if has_data "$uuid"; then
+          data=1
+          uuids[$uuid]=1
+        fi
+        # a sort key: larger is more advanced (seqno offset so that -1 sorts lowest)
+        key=$(printf '%d %020d %d %010d' "$data" "$((seqno + 1))" "$safe" "$((999999999 - ordinal))")
+        if [[ -z $best_key || $key > "$best_key" ]]; then
+          best_key=$key
+          best=$ordinal
+        fi
+        ;;
+      *) blocked+=("$ordinal:$state") ;;
+    esac
+  done
+  if [[ -n $primary ]]; then
+    printf 'join %s\n' "$primary"
+  elif ((${#blocked[@]} > 0)); then
+    printf 'wait for %s\n' "${blocked[*]}"
+  elif [[ $best == "$me" ]]; then
+    if ((${#uuids[@]} > 1)); then
+      log "WARNING: the nodes hold data of ${#uuids[@]} different clusters (${!uuids[*]}); nodes of another cluster will receive a full state transfer"
+    fi
+    printf 'bootstrap\n'
+  else
+    printf 'wait for %s to bootstrap (most advanced position)\n' "$best"
+  fi
+}

@@ -1,0 +1,353 @@
+#!/bin/bash
+# The command of a GaleraCluster pod (PID 1 of its mariadb container). It decides how this node
+# starts, with no controller and no human step, then runs mariadbd and watches it.
+#
+# Every pod publishes its state on STATUS_PORT (socat runs galera-status.sh per connection):
+# recovering, waiting with its last committed position (UUID SEQNO SAFE_TO_BOOTSTRAP),
+# starting, primary or non-primary (see galera-lib.sh). A pod that starts:
+#
+#  1. Reads its own position: nothing for an empty data directory; grastate.dat after a clean
+#     shutdown; mariadbd --wsrep-recover after a crash (grastate.dat says seqno -1). It then
+#     publishes "waiting UUID SEQNO SAFE" and asks every peer of PEERS, once a second.
+#  2. JOIN: as soon as one peer runs in a Primary Component, it starts mariadbd normally, with
+#     --wsrep-start-position when it has data, so that a node that crashed catches up by IST
+#     instead of a full SST (a plain restart after a crash would request a full SST).
+#  3. RE-FORM: a node that crashed inside a Primary Component keeps gvwstate.dat (pc.recovery).
+#     When some peer is starting, running outside a Primary Component or not answering yet, it
+#     starts mariadbd normally: Galera re-forms that Primary Component by itself once every one
+#     of its members is back, and never with fewer. This is tried once per gvwstate.dat.
+#  4. BOOTSTRAP: when every node of PEERS answers, no node runs or starts a server (all are
+#     waiting, or non-primary), and this node holds the most advanced position, it confirms the
+#     same answers three times in a row, sets safe_to_bootstrap: 1 and starts with
+#     --wsrep-new-cluster. The most advanced position: data before no data, then the highest
+#     seqno, then safe_to_bootstrap 1 (the last node to leave a clean shutdown), then the lowest
+#     ordinal. When no node has data (a brand-new cluster) that is ordinal 0, which first
+#     initializes its data directory and creates the root and SST users from the Secret.
+#  5. Otherwise it waits: for an unreachable, recovering or starting peer, or for the winner.
+#
+# Why this is safe: a server is only started without --wsrep-new-cluster (steps 2 and 3, where
+# Galera's own quorum rules apply) or by the single winner of step 4. Step 4 needs an answer
+# from every node (not a majority): a node that is missing may hold the newest transactions, for
+# instance the last survivor of nodes that left one by one. From a state where no server runs,
+# only the winner can start one; every other node waits for it, and positions do not change
+# while servers are stopped, so every node computes the same winner. A node with a lost volume
+# answers "no data" and gets a full SST once the cluster runs: what only it held is lost, but the
+# cluster recovers. A node that cannot start at all (unschedulable pod) blocks step 4 until it is
+# back, or until a human removes it from the StatefulSet; this is the price of never losing data.
+#
+# After starting mariadbd this script stays PID 1: it forwards SIGTERM/SIGINT to mariadbd and
+# exits with mariadbd's status. A server started by step 2 or 3 that is not a member of a
+# Primary Component within JOIN_TIMEOUT seconds (no SQL, no new gvwstate.dat, no SST in
+# progress) is killed, as it has changed nothing; the container restarts and decides again.
+# A running server that finds itself outside any Primary Component while every peer is stopped
+# and it holds the most advanced position makes its component Primary (pc.bootstrap=YES).
+#
+# Environment (besides those of lib.sh and galera-lib.sh):
+#   CONFIG_FILE    the shared galera.cnf (ConfigMap); DB_SOCKET the server socket
+#   POD_IP         this pod's IP (wsrep_node_address)
+#   SST_USER       the database user of mariabackup SST; its password is the Secret key
+#                  sst-password, root's is root-password
+#   JOIN_TIMEOUT   seconds, see above (default 60)
+# shellcheck source-path=SCRIPTDIR
+set -euo pipefail
+
+SCRIPTS_DIR=$(cd "$(dirname "$0")" && pwd)
+source "$SCRIPTS_DIR/lib.sh"
+source "$SCRIPTS_DIR/galera-lib.sh"
+
+: "${DATADIR:?}" "${STATE_DIR:?}" "${POD_NAME:?}" "${POD_IP:?}" "${PEERS:?}" "${STATUS_PORT:?}"
+: "${CONFIG_FILE:?}" "${DB_SOCKET:?}" "${SST_USER:?}"
+JOIN_TIMEOUT=${JOIN_TIMEOUT:-60}
+readonly CONFIRMATIONS=3
+
+ORDINAL=$(my_ordinal)
+STATUS_PID=''
+SERVER_PID=''
+STOPPING=0
+
+on_signal() {
+  STOPPING=1
+  if [[ -n $SERVER_PID ]]; then
+    log "stopping mariadbd"
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+  else
+    log "stopping before a server was started"
+    exit 0
+  fi
+}
+
+cleanup() {
+  if [[ -n $STATUS_PID ]]; then
+    kill "$STATUS_PID" 2>/dev/null || true
+  fi
+  rm -f "$STATE_DIR/state"
+}
+
+# The server's option file: the shared galera.cnf plus this node's own settings and the SST
+# credentials (mode 0600, in STATE_DIR, never in the ConfigMap, the environment or a command line).
+write_server_cnf() {
+  local address=$POD_IP password
+  [[ $address != *:* ]] || address="[$address]"
+  password=$(read_secret sst-password)
+  local tmp="$STATE_DIR/my.cnf.tmp.$$"
+  (
+    umask 077
+    cat >"$tmp" <<EOF
+# Written by galera-start.sh: the shared settings, then this node's own.
+!include $CONFIG_FILE
+
+[mariadbd]
+datadir = $DATADIR
+socket = $DB_SOCKET
+pid_file = $STATE_DIR/mariadbd.pid
+wsrep_node_name = $POD_NAME
+wsrep_node_address = $address
+wsrep_sst_auth = $(cnf_quote "$SST_USER:$password")
+EOF
+  )
+  mv -f "$tmp" "$STATE_DIR/my.cnf"
+}
+
+start_status_server() {
+  socat TCP-LISTEN:"$STATUS_PORT",reuseaddr,fork EXEC:"bash $SCRIPTS_DIR/galera-status.sh" &
+  STATUS_PID=$!
+}
+
+# Restarts the status server if it died (peers cannot decide without this node's answer).
+check_status_server() {
+  if ! kill -0 "$STATUS_PID" 2>/dev/null; then
+    log "the status server on port $STATUS_PORT exited; restarting it"
+    start_status_server
+  fi
+}
+
+# The saved Primary Component view (the view_id line of gvwstate.dat), or "none". Galera
+# rewrites the file when it restores it at start, but the view_id only changes when the node
+# enters a new Primary Component: before any SST or IST.
+gvwstate_signature() {
+  local view=''
+  if [[ -f $DATADIR/gvwstate.dat ]]; then
+    view=$(grep -m 1 '^view_id:' "$DATADIR/gvwstate.dat" || true)
+  fi
+  printf '%s' "${view:-none}"
+}
+
+# A re-form (step 3) is tried once per gvwstate.dat.
+reform_allowed() {
+  [[ -f $DATADIR/gvwstate.dat ]] && [[ $(gvwstate_signature) != "$(cat "$STATE_DIR/reform-tried" 2>/dev/null || true)" ]]
+}
+
+server_answers() {
+  "$(db_admin)" --defaults-extra-file="$STATE_DIR/client.cnf" --connect-timeout=2 ping >/dev/null 2>&1
+}
+
+sleep_1() {
+  sleep 1 &
+  wait $! || true
+}
+
+# Steps 1 to 5: sets ACTION to join, reform or bootstrap.
+elect() {
+  local answers decision last='' stable=0 said='' said_at=0
+  while :; do
+    check_status_server
+    answers=$(poll_all "waiting $UUID $SEQNO $SAFE")
+    decision=$(decide "$ORDINAL" <<<"$answers")
+    if [[ $decision == join* ]]; then
+      log "node ${decision#join } runs in a Primary Component: joining it"
+      ACTION='join'
+      return
+    fi
+    if reform_allowed && grep -qE '^[0-9]+ (starting|non-primary|unreachable) ' <<<"$answers"; then
+      log "no Primary Component; this node crashed inside one (gvwstate.dat): starting normally so that Galera re-forms it once all of its members are back"
+      ACTION='reform'
+      return
+    fi
+    if [[ $decision == bootstrap ]]; then
+      if [[ $answers == "$last" ]]; then
+        stable=$((stable + 1))
+      else
+        stable=1
+        last=$answers
+      fi
+      if ((stable >= CONFIRMATIONS)); then
+        log "every node answered, none runs a server, and this node holds the most advanced position: bootstrapping. Answers:"
+        printf '  %s\n' "${answers//$'\n'/$'\n'  }" >&2
+        ACTION='bootstrap'
+        return
+      fi
+    else
+      stable=0
+      last=''
+    fi
+    if [[ $decision != "$said" ]] || ((SECONDS - said_at >= 30)); then
+      log "no Primary Component yet: $decision"
+      said=$decision
+      said_at=$SECONDS
+    fi
+    sleep_1
+  done
+}
+
+# The SQL that creates the users of a new cluster. Passwords go to mariadbd on stdin only.
+bootstrap_sql() {
+  local root sst
+  root=$(sql_quote "$(read_secret root-password)")
+  sst=$(sql_quote "$(read_secret sst-password)")
+  cat <<EOF
+FLUSH PRIVILEGES;
+DROP USER IF EXISTS 'root'@'127.0.0.1', 'root'@'::1', ''@'localhost';
+EXECUTE IMMEDIATE CONCAT('DROP USER IF EXISTS ''root''@''', @@hostname, ''', ''''@''', @@hostname, '''');
+ALTER USER 'root'@'localhost' IDENTIFIED BY $root;
+CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY $root;
+ALTER USER 'root'@'%' IDENTIFIED BY $root;
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
+CREATE USER IF NOT EXISTS $(sql_quote "$SST_USER")@'localhost' IDENTIFIED BY $sst;
+ALTER USER $(sql_quote "$SST_USER")@'localhost' IDENTIFIED BY $sst;
+GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, REPLICA MONITOR ON *.* TO $(sql_quote "$SST_USER")@'localhost';
+EOF
+}
+
+# A brand-new cluster: initialize the data directory (unless a previous attempt did) and create
+# the users. Both steps can be repeated safely; no existing data is ever removed.
+init_new_cluster() {
+  local out
+  if [[ ! -d $DATADIR/mysql ]]; then
+    log "initializing the data directory of a new cluster"
+    out=$(mariadb-install-db --defaults-file="$STATE_DIR/my.cnf" --skip-test-db \
+      --auth-root-authentication-method=normal 2>&1) || {
+      printf '%s\n' "$out" >&2
+      die "mariadb-install-db failed"
+    }
+  fi
+  log "creating the root and SST users"
+  out=$(bootstrap_sql | mariadbd --defaults-file="$STATE_DIR/my.cnf" --bootstrap --wsrep-on=OFF \
+    --skip-networking --skip-log-error 2>&1) || {
+    printf '%s\n' "$out" | grep -v '\[Note\]' >&2
+    die "creating the users failed"
+  }
+}
+
+set_safe_to_bootstrap() {
+  local file="$DATADIR/grastate.dat"
+  if [[ -f $file ]]; then
+    sed 's/^safe_to_bootstrap:.*/safe_to_bootstrap: 1/' "$file" >"$file.tmp"
+    mv -f "$file.tmp" "$file"
+  fi
+}
+
+# Runs mariadbd in the background and watches it until it exits; exits with its status.
+run_server() {
+  local mode=$1
+  shift
+  local before started joined=0 next_watch=0 rc
+  before=$(gvwstate_signature)
+  started=$SECONDS
+  set_state started
+  log "starting mariadbd $*"
+  mariadbd --defaults-file="$STATE_DIR/my.cnf" "$@" &
+  SERVER_PID=$!
+  while kill -0 "$SERVER_PID" 2>/dev/null; do
+    if ((STOPPING)); then
+      :
+    elif ((!joined)); then
+      if [[ $mode == bootstrap ]] || server_answers || [[ $(gvwstate_signature) != "$before" ]] || [[ -e $DATADIR/sst_in_progress ]]; then
+        joined=1
+        log "this node is a member of a Primary Component"
+      elif ((SECONDS - started > JOIN_TIMEOUT)); then
+        log "the server did not become a member of a Primary Component within ${JOIN_TIMEOUT}s; stopping it (it has changed no data) to decide again"
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        exit 1
+      fi
+    elif ((SECONDS >= next_watch)); then
+      next_watch=$((SECONDS + 5))
+      watch_primary
+    fi
+    sleep_1
+  done
+  wait "$SERVER_PID" && rc=0 || rc=$?
+  log "mariadbd exited with status $rc"
+  exit "$rc"
+}
+
+# A running server outside any Primary Component, while every peer is stopped and this node
+# holds the most advanced position, makes its component Primary (step 4 for a running node).
+NP_LAST=''
+NP_STABLE=0
+watch_primary() {
+  local own answers decision
+  if ! own=$(server_state) || [[ $own != non-primary* ]]; then
+    NP_LAST=''
+    NP_STABLE=0
+    return
+  fi
+  check_status_server
+  answers=$(poll_all "$own")
+  decision=$(decide "$ORDINAL" <<<"$answers")
+  if [[ $decision != bootstrap ]]; then
+    NP_LAST=''
+    NP_STABLE=0
+    return
+  fi
+  if [[ $answers == "$NP_LAST" ]]; then
+    NP_STABLE=$((NP_STABLE + 1))
+  else
+    NP_STABLE=1
+    NP_LAST=$answers
+  fi
+  if ((NP_STABLE >= CONFIRMATIONS)); then
+    log "this server runs outside any Primary Component, every peer is stopped, and it holds the most advanced position: making its component Primary (pc.bootstrap)"
+    "$(db_client)" --defaults-extra-file="$STATE_DIR/client.cnf" --connect-timeout=2 \
+      -e "SET GLOBAL wsrep_provider_options = 'pc.bootstrap=YES'" || log "pc.bootstrap failed; retrying later"
+    NP_LAST=''
+    NP_STABLE=0
+  fi
+}
+
+main() {
+  trap on_signal TERM INT
+  trap cleanup EXIT
+  mkdir -p "$STATE_DIR"
+  rm -rf "$STATE_DIR"/poll.* "$STATE_DIR"/*.tmp.*
+  set_state recovering
+  write_server_cnf
+  write_client_cnf "$STATE_DIR/client.cnf" root root-password
+  start_status_server
+
+  local position
+  position=$(local_position)
+  read -r UUID SEQNO SAFE <<<"$position"
+  if has_data "$UUID"; then
+    log "this node's last committed position: $UUID:$SEQNO (safe_to_bootstrap: $SAFE)"
+  else
+    log "this node has no data of a cluster yet"
+  fi
+  set_state waiting "$UUID" "$SEQNO" "$SAFE"
+
+  elect
+  case $ACTION in
+    join)
+      if has_data "$UUID"; then
+        run_server join --wsrep-start-position="$UUID:$SEQNO"
+      else
+        run_server join
+      fi
+      ;;
+    reform)
+      gvwstate_signature >"$STATE_DIR/reform-tried"
+      run_server reform --wsrep-start-position="$UUID:$SEQNO"
+      ;;
+    bootstrap)
+      if has_data "$UUID"; then
+        set_safe_to_bootstrap
+        run_server bootstrap --wsrep-new-cluster --wsrep-start-position="$UUID:$SEQNO"
+      else
+        init_new_cluster
+        run_server bootstrap --wsrep-new-cluster
+      fi
+      ;;
+  esac
+}
+
+main "$@"
