@@ -23,6 +23,8 @@ const project = new cdk8s.ConstructLibraryCdk8s({
     // v4 is CommonJS and works under jest on Node 20; v5 is ESM-only and needs Node 22
     'kubernetes-models@^4.5.1',
     'cdk8s-cli',
+    // a local S3-compatible server for the backup target tests (rclone against loopback)
+    's3rver@^3.7.1',
   ],
 
   // snapshot drift must fail the tests; `npx projen test:update` rewrites them on purpose
