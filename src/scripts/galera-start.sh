@@ -180,6 +180,9 @@ elect() {
       stable=0
       last=''
     fi
+    if [[ $decision == bootstrap ]]; then
+      decision="this node holds the most advanced position; confirming before bootstrapping"
+    fi
     if [[ $decision != "$said" ]] || ((SECONDS - said_at >= 30)); then
       log "no Primary Component yet: $decision"
       said=$decision

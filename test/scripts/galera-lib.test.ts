@@ -1,0 +1,296 @@
+/**
+ * The pieces of the Galera start logic (src/scripts/galera-lib.sh): the bootstrap decision, the
+ * state lines the pods exchange, and a node's own position read from a real Galera data
+ * directory after a clean shutdown and after kill -9.
+ */
+import { ChildProcess, spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+
+const SCRIPTS = path.join(__dirname, '..', '..', 'src', 'scripts');
+const ZERO = '00000000-0000-0000-0000-000000000000';
+const UUID = '6c1b5a7e-e544-11f1-ac97-aaedbfb79925';
+const OTHER = '9f00aa00-e544-11f1-ac97-aaedbfb79925';
+
+/** Runs a bash snippet with lib.sh and galera-lib.sh sourced. */
+function bash(snippet: string, env: Record<string, string> = {}, input?: string) {
+  const r = spawnSync('bash', ['--norc', '--noprofile', '-c', `source ${SCRIPTS}/lib.sh\nsource ${SCRIPTS}/galera-lib.sh\n${snippet}`], {
+    encoding: 'utf8', input, env: { PATH: process.env.PATH!, DB_ENGINE: 'mariadb', ...env },
+  });
+  return { status: r.status, stdout: r.stdout.trim(), stderr: r.stderr };
+}
+
+/** decide() for node `me`, given every node's line "ORDINAL STATE UUID SEQNO SAFE". */
+function decide(me: number, lines: string[]): string {
+  const r = bash(`decide ${me}`, {}, lines.join('\n') + '\n');
+  expect(r.status).toBe(0);
+  return r.stdout;
+}
+
+/** The node that decides to bootstrap, asked from every node's point of view; throws if several do. */
+function winner(lines: string[]): number | undefined {
+  const deciders = lines.map((_, me) => me).filter((me) => decide(me, lines) === 'bootstrap');
+  expect(deciders.length).toBeLessThanOrEqual(1);
+  return deciders[0];
+}
+
+describe('decide: who bootstraps, who joins, who waits', () => {
+  test('a node joins as soon as one peer runs in a Primary Component, even if others do not answer', () => {
+    expect(decide(2, ['0 unreachable - - -', `1 primary ${UUID} 40 -`, `2 waiting ${UUID} 12 0`])).toEqual('join 1');
+  });
+
+  test('nobody bootstraps while one node does not answer: it may hold the newest transactions', () => {
+    const lines = [`0 waiting ${UUID} 40 0`, `1 waiting ${UUID} 41 0`, '2 unreachable - - -'];
+    expect(decide(1, lines)).toEqual('wait for 2:unreachable');
+    expect(winner(lines)).toBeUndefined();
+  });
+
+  test('nobody bootstraps while a node is still reading its position, or starting a server', () => {
+    expect(winner([`0 waiting ${UUID} 40 0`, '1 recovering - - -', `2 waiting ${UUID} 40 0`])).toBeUndefined();
+    expect(winner([`0 waiting ${UUID} 40 0`, '1 starting - - -', `2 waiting ${UUID} 40 0`])).toBeUndefined();
+  });
+
+  test('the node with the highest seqno bootstraps, whatever its ordinal', () => {
+    const lines = [`0 waiting ${UUID} 23 0`, `1 waiting ${UUID} 24 0`, `2 waiting ${UUID} 22 0`];
+    expect(winner(lines)).toBe(1);
+    expect(decide(0, lines)).toEqual('wait for 1 to bootstrap (most advanced position)');
+  });
+
+  test('seqnos compare as numbers, not as text', () => {
+    expect(winner([`0 waiting ${UUID} 9 0`, `1 waiting ${UUID} 10 0`, `2 waiting ${UUID} 1000000000123 0`])).toBe(2);
+  });
+
+  test('on equal seqnos the last node to leave a clean shutdown (safe_to_bootstrap: 1) bootstraps', () => {
+    expect(winner([`0 waiting ${UUID} 50 0`, `1 waiting ${UUID} 50 0`, `2 waiting ${UUID} 50 1`])).toBe(2);
+  });
+
+  test('on equal seqnos and no safe_to_bootstrap (a crash) the lowest ordinal bootstraps', () => {
+    expect(winner([`0 waiting ${UUID} 50 0`, `1 waiting ${UUID} 50 0`, `2 waiting ${UUID} 50 0`])).toBe(0);
+    expect(winner([`0 waiting ${UUID} 49 0`, `1 waiting ${UUID} 50 0`, `2 waiting ${UUID} 50 0`])).toBe(1);
+  });
+
+  test('a brand-new cluster (no node has data) is bootstrapped by ordinal 0', () => {
+    expect(winner([`0 waiting ${ZERO} -1 0`, `1 waiting ${ZERO} -1 0`, `2 waiting ${ZERO} -1 0`])).toBe(0);
+  });
+
+  test('a node with data wins over nodes without (e.g. ordinal 0 lost its volume)', () => {
+    expect(winner([`0 waiting ${ZERO} -1 0`, `1 waiting ${ZERO} -1 0`, `2 waiting ${UUID} 7 0`])).toBe(2);
+    expect(winner([`0 waiting ${ZERO} -1 0`, `1 waiting ${UUID} -1 0`, `2 waiting ${ZERO} -1 0`])).toBe(1);
+  });
+
+  test('a server running outside any Primary Component takes part with its position', () => {
+    const lines = [`0 waiting ${UUID} 30 0`, `1 non-primary ${UUID} 31 -`, `2 waiting ${UUID} 30 0`];
+    expect(winner(lines)).toBe(1);
+    expect(decide(0, lines)).toEqual('wait for 1 to bootstrap (most advanced position)');
+    expect(winner([`0 waiting ${UUID} 31 0`, `1 non-primary ${UUID} 30 -`, `2 waiting ${UUID} 30 0`])).toBe(0);
+  });
+
+  test('data of another cluster: the highest seqno still wins, with a warning', () => {
+    const r = bash('decide 1', {}, [`0 waiting ${UUID} 30 0`, `1 waiting ${OTHER} 90 0`, `2 waiting ${UUID} 30 0`].join('\n'));
+    expect(r.stdout).toEqual('bootstrap');
+    expect(r.stderr).toMatch(/WARNING: the nodes hold data of 2 different clusters/);
+  });
+
+  test('five nodes: exactly one bootstraps', () => {
+    expect(winner([0, 1, 2, 3, 4].map((i) => `${i} waiting ${UUID} ${[5, 9, 9, 3, 9][i]} ${[0, 0, 0, 0, 1][i]}`))).toBe(4);
+  });
+});
+
+describe('the state lines the pods exchange', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'galera-state-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test.each([
+    ['recovering - - -', true],
+    ['starting - - -', true],
+    [`waiting ${UUID} 12 1`, true],
+    [`waiting ${ZERO} -1 0`, true],
+    [`primary ${UUID} 12 -`, true],
+    [`non-primary ${UUID} 12 -`, true],
+    ['', false],
+    ['waiting', false],
+    [`waiting ${UUID} 12 2`, false],
+    [`primary ${UUID}; rm -rf / 12 -`, false],
+    ['HTTP/1.1 400 Bad Request', false],
+  ])('%j is a valid state line: %s', (line, valid) => {
+    expect(bash(`valid_state_line '${line.replace(/'/g, '')}'`).status).toBe(valid ? 0 : 1);
+  });
+
+  test('a waiting node publishes its position; one that is starting a server says so', () => {
+    const env = { STATE_DIR: dir };
+    expect(bash('status_line', env).stdout).toEqual('recovering - - -');
+    fs.writeFileSync(path.join(dir, 'state'), `waiting ${UUID} 12 0\n`);
+    expect(bash('status_line', env).stdout).toEqual(`waiting ${UUID} 12 0`);
+    fs.writeFileSync(path.join(dir, 'state'), 'started\n');
+    fs.writeFileSync(path.join(dir, 'client.cnf'), `[client]\nsocket=${dir}/none.sock\n`);
+    expect(bash('status_line', env).stdout).toEqual('starting - - -');
+  });
+
+  test('a peer that answers garbage, or nothing, counts as unreachable', async () => {
+    const server = net.createServer((socket) => socket.end('<html>hello</html>\n'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const garbage = spawnAsync('bash', ['-c', `source ${SCRIPTS}/lib.sh; source ${SCRIPTS}/galera-lib.sh; peer_state 127.0.0.1`], { STATUS_PORT: `${port}` });
+    expect((await garbage).trim()).toEqual('unreachable - - -');
+    server.close();
+    const closed = spawnAsync('bash', ['-c', `source ${SCRIPTS}/lib.sh; source ${SCRIPTS}/galera-lib.sh; peer_state 127.0.0.1`], { STATUS_PORT: `${port}` });
+    expect((await closed).trim()).toEqual('unreachable - - -');
+  });
+
+  test('a peer served by galera-status.sh through socat is read back exactly', async () => {
+    fs.writeFileSync(path.join(dir, 'state'), `waiting ${UUID} 77 1\n`);
+    const port = await freePort();
+    const socat = spawn('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `EXEC:bash ${SCRIPTS}/galera-status.sh`], {
+      env: { PATH: process.env.PATH!, DB_ENGINE: 'mariadb', STATE_DIR: dir }, stdio: 'ignore',
+    });
+    try {
+      await waitForPort(port);
+      const line = await spawnAsync('bash', ['-c', `source ${SCRIPTS}/lib.sh; source ${SCRIPTS}/galera-lib.sh; peer_state 127.0.0.1`], { STATUS_PORT: `${port}` });
+      expect(line.trim()).toEqual(`waiting ${UUID} 77 1`);
+    } finally {
+      socat.kill();
+    }
+  });
+});
+
+describe('local_position: a node\'s own last committed position, from a real Galera data directory', () => {
+  let dir: string;
+  let datadir: string;
+  let env: Record<string, string>;
+  let server: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'galera-position-'));
+    datadir = path.join(dir, 'data');
+    const gcommPort = await freePort();
+    // a single-node Galera cluster on loopback, as root (the pods run it as uid 999)
+    fs.writeFileSync(path.join(dir, 'my.cnf'), [
+      '[mariadbd]', 'user = root', `datadir = ${datadir}`, `socket = ${dir}/mysqld.sock`, `pid_file = ${dir}/mysqld.pid`, 'skip_networking',
+      'binlog_format = ROW', 'innodb_autoinc_lock_mode = 2', 'innodb_buffer_pool_size = 32M', 'innodb_log_file_size = 16M',
+      'wsrep_on = ON', 'wsrep_provider = /usr/lib/galera/libgalera_smm.so', 'wsrep_cluster_address = gcomm://',
+      `wsrep_provider_options = "gmcast.listen_addr=tcp://127.0.0.1:${gcommPort};gcache.size=16M"`, 'wsrep_node_address = 127.0.0.1', '',
+    ].join('\n'));
+    env = { DATADIR: datadir, STATE_DIR: dir };
+  });
+
+  afterAll(() => {
+    server?.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function startServer(): Promise<void> {
+    server = spawn('mariadbd', [`--defaults-file=${dir}/my.cnf`, '--wsrep-new-cluster'], { stdio: 'ignore' });
+    for (let i = 0; i < 300; i++) {
+      if (spawnSync('mariadb', ['--no-defaults', `--socket=${dir}/mysqld.sock`, '-uroot', '-e', 'SELECT 1']).status === 0) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('the single-node Galera server did not start');
+  }
+
+  function sqlOn(statements: string): void {
+    const r = spawnSync('mariadb', ['--no-defaults', `--socket=${dir}/mysqld.sock`, '-uroot'], { input: statements, encoding: 'utf8' });
+    expect(r.stderr).toEqual('');
+  }
+
+  async function stop(signal: NodeJS.Signals): Promise<void> {
+    const exited = new Promise((r) => server!.once('exit', r));
+    server!.kill(signal);
+    await exited;
+    server = undefined;
+  }
+
+  test('an empty data directory has no position', () => {
+    expect(bash('local_position', env).stdout).toEqual(`${ZERO} -1 0`);
+  });
+
+  test('after a clean shutdown: the position of grastate.dat, with safe_to_bootstrap', async () => {
+    const install = spawnSync('mariadb-install-db', [`--defaults-file=${dir}/my.cnf`, '--skip-test-db'], { encoding: 'utf8' });
+    expect(install.status).toBe(0);
+    await startServer();
+    sqlOn('CREATE DATABASE t; CREATE TABLE t.a (id INT PRIMARY KEY); INSERT INTO t.a VALUES (1), (2), (3);');
+    await stop('SIGTERM');
+    const grastate = fs.readFileSync(path.join(datadir, 'grastate.dat'), 'utf8');
+    const uuid = /uuid:\s+(\S+)/.exec(grastate)![1];
+    const seqno = /seqno:\s+(\S+)/.exec(grastate)![1];
+    expect(Number(seqno)).toBeGreaterThanOrEqual(3);
+    expect(bash('local_position', env).stdout).toEqual(`${uuid} ${seqno} 1`);
+  });
+
+  test('after kill -9: grastate.dat says seqno -1, and mariadbd --wsrep-recover finds the last commit', async () => {
+    const before = bash('local_position', env).stdout.split(' ');
+    await startServer();
+    sqlOn('INSERT INTO t.a VALUES (4); INSERT INTO t.a VALUES (5);');
+    const committed = spawnSync('mariadb', ['--no-defaults', `--socket=${dir}/mysqld.sock`, '-uroot', '-N', '-e',
+      "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'wsrep_last_committed'"], { encoding: 'utf8' }).stdout.trim();
+    expect(Number(committed)).toBeGreaterThanOrEqual(Number(before[1]) + 2);
+    await stop('SIGKILL');
+    const grastate = fs.readFileSync(path.join(datadir, 'grastate.dat'), 'utf8');
+    expect(grastate).toMatch(/seqno:\s+-1/);
+    const r = bash('local_position', env);
+    expect(r.status).toBe(0);
+    // the same cluster, at the last commit the server acknowledged; safe_to_bootstrap as Galera
+    // left it (1 here: a node alone in its Primary Component may bootstrap)
+    expect(r.stdout).toEqual(`${before[0]} ${committed} ${/safe_to_bootstrap:\s+(\d)/.exec(grastate)![1]}`);
+  });
+
+  test('a state transfer that did not finish (zero UUID in grastate.dat) counts as no data', () => {
+    const file = path.join(datadir, 'grastate.dat');
+    const saved = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(file, saved.replace(/uuid:\s+\S+/, `uuid:    ${ZERO}`));
+    try {
+      expect(bash('local_position', env).stdout).toEqual(`${ZERO} -1 0`);
+    } finally {
+      fs.writeFileSync(file, saved);
+    }
+  });
+
+  test('a data directory that InnoDB cannot open stops the start script with its log, rather than guessing', () => {
+    const file = path.join(datadir, 'ibdata1');
+    const saved = fs.readFileSync(file);
+    fs.writeFileSync(file, Buffer.alloc(saved.length));
+    try {
+      const r = bash('local_position', env);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/FATAL: mariadbd --wsrep-recover (failed|printed no position)/);
+    } finally {
+      fs.writeFileSync(file, saved);
+    }
+  });
+});
+
+function spawnAsync(cmd: string, args: string[], env: Record<string, string>): Promise<string> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env: { PATH: process.env.PATH!, DB_ENGINE: 'mariadb', ...env } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('close', () => resolve(out));
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on port ${port}`);
+}
