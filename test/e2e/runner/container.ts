@@ -65,8 +65,6 @@ export class ContainerProcess {
     return new ContainerProcess(launch, rootfs, pid, exited);
   }
 
-  /** When the incarnation started (ms since the epoch). */
-  public readonly startedAt = Date.now();
   public readonly exited: Promise<ExitStatus>;
   private readonly identity: ProcessIdentity;
   private readonly rootfs: string;

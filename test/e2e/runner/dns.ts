@@ -54,11 +54,11 @@ export function renderResolvConf(namespace: string): string {
 /**
  * Rewrites a file that is bind-mounted into containers without replacing its inode (a new inode
  * would not be seen through the mount). The new content is written over the old one before the
- * file is cut to length, so a reader never sees an empty file. Returns whether it changed.
+ * file is cut to length, so a reader never sees an empty file. An unchanged file is not touched.
  */
-export function writeInPlace(path: string, content: string): boolean {
+export function writeInPlace(path: string, content: string): void {
   if (readFileSync(path, 'utf8') === content) {
-    return false;
+    return;
   }
   const data = Buffer.from(content, 'utf8');
   const fd = openSync(path, 'r+');
@@ -68,7 +68,6 @@ export function writeInPlace(path: string, content: string): boolean {
   } finally {
     closeSync(fd);
   }
-  return true;
 }
 
 function line(record: HostRecord): string {

@@ -109,7 +109,7 @@ export function resourceValue(container: Container, ref: NonNullable<ResourceFie
 }
 
 /** A Kubernetes quantity (`500m`, `1Gi`, `2e3`) as a number. */
-export function parseQuantity(quantity: string | number): number {
+function parseQuantity(quantity: string | number): number {
   if (typeof quantity === 'number') {
     return quantity;
   }

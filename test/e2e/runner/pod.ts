@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSyn
 import { join } from 'path';
 import type { Attachment, Cluster } from './cluster';
 import { ContainerLaunch, ContainerProcess, ExitStatus, Sandbox } from './container';
-import { renderHosts, renderResolvConf } from './dns';
+import { CLUSTER_DOMAIN, renderHosts, renderResolvConf } from './dns';
 import { ContainerConfigError, containerEnvironment, expand, PodContext } from './env';
 import type { Forwarder } from './forwarder';
 import type { ConfigMap, Container, PodManifest, Probe, Secret } from './k8s';
@@ -57,20 +57,25 @@ export interface ContainerStatus {
 
 /** A container of a pod across its incarnations. */
 class ContainerSlot {
+  public readonly spec: Container;
+  public readonly init: boolean;
   public restartCount = 0;
   public process: ContainerProcess | undefined;
-  public state: ContainerStatus['state'] = 'waiting';
-  public reason: string | undefined = 'ContainerCreating';
-  public message: string | undefined;
-  public exitCode: number | undefined;
   /** The startup probe passed (or there is none) and postStart finished. */
   public started = false;
   public readinessPassed = false;
   public probes: ProbeWorker[] = [];
+  public message: string | undefined;
+  private state: ContainerStatus['state'] = 'waiting';
+  private reason: string | undefined = 'ContainerCreating';
+  private exitCode: number | undefined;
   private backoffMs: number | undefined;
   private lastRestartAt = 0;
 
-  constructor(public readonly spec: Container, public readonly init: boolean) {}
+  constructor(spec: Container, init: boolean) {
+    this.spec = spec;
+    this.init = init;
+  }
 
   public get ready(): boolean {
     return this.state === 'running' && this.started && (this.spec.readinessProbe ? this.readinessPassed : true);
@@ -79,6 +84,27 @@ class ContainerSlot {
   public status(): ContainerStatus {
     const { state, reason, message, exitCode, restartCount } = this;
     return { name: this.spec.name, state, reason, message, exitCode, restartCount, ready: this.ready };
+  }
+
+  public waiting(reason: string, message: string): void {
+    this.state = 'waiting';
+    this.reason = reason;
+    this.message = message;
+  }
+
+  public running(incarnation: ContainerProcess): void {
+    this.process = incarnation;
+    this.state = 'running';
+    this.reason = this.message = this.exitCode = undefined;
+    this.started = this.readinessPassed = false;
+  }
+
+  public terminated(exit: ExitStatus): void {
+    this.stopProbes();
+    this.state = 'terminated';
+    this.reason = exit.code === 0 ? 'Completed' : 'Error';
+    this.exitCode = exit.code;
+    this.started = false;
   }
 
   public stopProbes(): void {
@@ -163,12 +189,24 @@ export class Pod {
   /** The pod's own /etc/hosts line, as the kubelet writes it. */
   public get hostsEntry(): { ip: string; names: string[] } | undefined {
     const { subdomain } = this.manifest.spec;
-    const names = subdomain ? [`${this.hostname}.${subdomain}.${this.namespace}.svc.cluster.local`, this.hostname] : [this.hostname];
+    const names = subdomain ? [`${this.hostname}.${subdomain}.${this.namespace}.svc.${CLUSTER_DOMAIN}`, this.hostname] : [this.hostname];
     return this.ip ? { ip: this.ip, names } : undefined;
   }
 
   public get hostsFile(): string {
     return join(this.dir, 'hosts');
+  }
+
+  /** A container port by number or by name (as probes and Service targetPorts name them). */
+  public resolvePort(port: number | string): number {
+    if (typeof port === 'number') {
+      return port;
+    }
+    const found = this.manifest.spec.containers.flatMap((container) => container.ports ?? []).find((candidate) => candidate.name === port);
+    if (!found) {
+      throw new Error(`pod ${this.name} has no container port named "${port}"`);
+    }
+    return found.containerPort;
   }
 
   /** Starts the pod's lifecycle (volumes, init containers, containers) in the background. */
@@ -333,8 +371,7 @@ export class Pod {
       const dir = join(this.dir, 'containers', `${slot.spec.name}-${slot.restartCount}`);
       mkdirSync(join(this.dir, 'logs', slot.spec.name), { recursive: true });
       const incarnation = await ContainerProcess.start(this.sandbox!, launch, dir, this.logPath(slot.spec.name, slot.restartCount));
-      slot.process = incarnation;
-      Object.assign(slot, { state: 'running', reason: undefined, message: undefined, exitCode: undefined, started: false, readinessPassed: false });
+      slot.running(incarnation);
       this.host.changed();
       if (this.terminating) {
         incarnation.signal('SIGKILL');
@@ -342,8 +379,7 @@ export class Pod {
         void this.startContainer(slot, incarnation);
       }
       const exit = await incarnation.exited;
-      slot.stopProbes();
-      Object.assign(slot, { state: 'terminated', reason: exit.code === 0 ? 'Completed' : 'Error', exitCode: exit.code, started: false });
+      slot.terminated(exit);
       this.host.changed();
       const restart = slot.init ? exit.code !== 0 && policy !== 'Never' : policy === 'Always' || (policy === 'OnFailure' && exit.code !== 0);
       if (this.terminating || !restart) {
@@ -351,7 +387,7 @@ export class Pod {
       }
       const delay = slot.nextRestartDelay(this.host.backoff);
       if (delay > 0) {
-        Object.assign(slot, { state: 'waiting', reason: 'CrashLoopBackOff', message: `back-off ${delay / 1000}s restarting failed container` });
+        slot.waiting('CrashLoopBackOff', `back-off ${delay / 1000}s restarting failed container`);
         this.host.changed();
         await sleep(delay, this.abort.signal);
         if (this.terminating) {
@@ -433,18 +469,6 @@ export class Pod {
     return this.host.forwarder.tcpProbe({ ip: this.ip!, port }, timeoutMs);
   }
 
-  /** A container port by number or by name (as probes and Service targetPorts name them). */
-  public resolvePort(port: number | string): number {
-    if (typeof port === 'number') {
-      return port;
-    }
-    const found = this.manifest.spec.containers.flatMap((container) => container.ports ?? []).find((candidate) => candidate.name === port);
-    if (!found) {
-      throw new Error(`pod ${this.name} has no container port named "${port}"`);
-    }
-    return found.containerPort;
-  }
-
   /** What the container's process needs: argv, env, user, mounts. Throws ContainerConfigError while a reference is missing. */
   private launch(spec: Container, volumes: Map<string, PreparedVolume>): ContainerLaunch {
     const { profile, layerDir } = this.host.image(spec.image);
@@ -499,7 +523,7 @@ export class Pod {
           throw error;
         }
         for (const target of slot ? [slot] : this.slots) {
-          Object.assign(target, { state: 'waiting', reason: slot ? 'CreateContainerConfigError' : 'ContainerCreating', message: error.message });
+          target.waiting(slot ? 'CreateContainerConfigError' : 'ContainerCreating', error.message);
         }
         await sleep(CONFIG_RETRY_MS, this.abort.signal);
       }

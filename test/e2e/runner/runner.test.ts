@@ -1,9 +1,9 @@
-import { execFileSync, spawn } from 'child_process';
+import { execFileSync, spawn, spawnSync } from 'child_process';
 import { existsSync, readFileSync } from 'fs';
 import { join } from 'path';
 import { Chart, Testing } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-27';
-import { PodRunner, PodRunnerOptions } from './index';
+import { PodRunner, PodRunnerOptions, RUNNER_BASE_DIR } from './index';
 
 jest.setTimeout(120_000);
 
@@ -135,7 +135,7 @@ describe('pods', () => {
     await rt.waitForReady('store-0');
 
     expect(await sh(rt, 'store-0', 'cat /data/file; ls -A /scratch /tmp')).toBe('kept\n/scratch:\n\n/tmp:');
-    expect(existsSync(join('/tmp/pod-runner', RUNNER, 'claims/default/data-store-0/file'))).toBe(true);
+    expect(existsSync(join(RUNNER_BASE_DIR, RUNNER, 'claims/default/data-store-0/file'))).toBe(true);
   });
 
   test('ConfigMap and Secret volumes are files with their mode, items and subPath, and fsGroup owns the volumes', async () => {
@@ -437,6 +437,40 @@ describe('StatefulSet controller', () => {
     expect(rt.status('par-1')?.containers[0].restartCount).toBe(0);
   });
 
+  test('a changed pod template rolls out from the highest ordinal down, one ready pod at a time', async () => {
+    const build = (version: string): ReturnType<typeof Testing.synth> => {
+      const chart = Testing.chart();
+      statefulSet(chart, 'roll', {
+        replicas: 3,
+        podManagementPolicy: 'Parallel',
+        containers: [container('main', `touch /tmp/ready; ${IDLE[2]}`, { readinessProbe: READY_FILE_PROBE, env: [{ name: 'VERSION', value: version }] })],
+      });
+      return Testing.synth(chart);
+    };
+    const rt = await startRunner();
+    const pods = ['roll-0', 'roll-1', 'roll-2'];
+    await rt.apply(build('1'));
+    await rt.waitForStatefulSetReady('roll', 3);
+    const before = Object.fromEntries(pods.map((pod) => [pod, rt.podIP(pod)]));
+
+    await rt.apply(build('2'));
+    const replaced: Record<string, number> = {};
+    while (Object.keys(replaced).length < pods.length) {
+      for (const pod of pods.filter((candidate) => replaced[candidate] === undefined)) {
+        const ip = rt.status(pod)?.ip;
+        if (ip && ip !== before[pod]) {
+          replaced[pod] = Date.now();
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await rt.waitForStatefulSetReady('roll', 3);
+
+    expect(replaced['roll-2']).toBeLessThan(replaced['roll-1']);
+    expect(replaced['roll-1']).toBeLessThan(replaced['roll-0']);
+    expect(await sh(rt, 'roll-0', 'echo $VERSION')).toBe('2');
+  });
+
   test('a graceful deletion sends SIGTERM and kills after the grace period', async () => {
     const chart = Testing.chart();
     statefulSet(chart, 'grace', {
@@ -547,11 +581,67 @@ describe('faults', () => {
 
     child.kill('SIGKILL');
     const deadline = Date.now() + 20_000;
-    while ((leftovers('runner-crash').length > 0 || existsSync('/tmp/pod-runner/runner-crash')) && Date.now() < deadline) {
+    while ((leftovers('runner-crash').length > 0 || existsSync(join(RUNNER_BASE_DIR, 'runner-crash'))) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(leftovers('runner-crash')).toEqual([]);
-    expect(existsSync('/tmp/pod-runner/runner-crash')).toBe(false);
+    expect(existsSync(join(RUNNER_BASE_DIR, 'runner-crash'))).toBe(false);
+  });
+
+  test('cleanupStale removes the namespaces and processes a runner of that name left behind', async () => {
+    execFileSync('ip', ['netns', 'add', 'podrun-runner-stale-pod-x-1']);
+    const stray = spawn('ip', ['netns', 'exec', 'podrun-runner-stale-pod-x-1', 'sleep', '600'], { stdio: 'ignore' });
+    const killedBy = new Promise((resolve) => stray.once('exit', (_code, signal) => resolve(signal)));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    await PodRunner.cleanupStale('runner-stale');
+
+    expect(leftovers('runner-stale')).toEqual([]);
+    expect(await killedBy).toBe('SIGKILL');
+  });
+
+  test('without root the runner refuses to start and says why', () => {
+    const result = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'bash', join(__dirname, 'preflight.sh'), '/nonexistent'], {
+      encoding: 'utf8',
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('the pod runner needs root');
+  });
+});
+
+describe('Jobs', () => {
+  test('a Job runs to completion, a failed pod is replaced, and a CronJob runs its jobTemplate on demand', async () => {
+    const chart = Testing.chart();
+    new k8s.KubePersistentVolumeClaim(chart, 'claim', {
+      metadata: { name: 'backups' },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: k8s.Quantity.fromString('1Gi') } } },
+    });
+    const podSpec = (script: string): k8s.PodSpec => ({
+      restartPolicy: 'Never',
+      containers: [container('backup', script, { volumeMounts: [{ name: 'backups', mountPath: '/backups' }] })],
+      volumes: [{ name: 'backups', persistentVolumeClaim: { claimName: 'backups' } }],
+    });
+    // fails on its first attempt, then writes a backup into the claim
+    new k8s.KubeJob(chart, 'job', {
+      metadata: { name: 'backup' },
+      spec: { backoffLimit: 2, template: { spec: podSpec('echo "attempt on $(hostname)"; [ -e /backups/tried ] || { touch /backups/tried; exit 1; }; echo data > /backups/one') } },
+    });
+    new k8s.KubeJob(chart, 'broken', { metadata: { name: 'broken' }, spec: { backoffLimit: 1, template: { spec: podSpec('echo broken; exit 3') } } });
+    new k8s.KubeCronJob(chart, 'cron', {
+      metadata: { name: 'nightly' },
+      spec: { schedule: '0 3 * * *', jobTemplate: { spec: { template: { spec: podSpec('ls /backups; echo more > /backups/two') } } } },
+    });
+    const rt = await startRunner({ restartBackoff: { initialMs: 500 } });
+    await rt.apply(Testing.synth(chart));
+
+    const backup = await rt.runJob('backup');
+    expect(backup).toMatchObject({ succeeded: true, attempts: 2 });
+    expect(backup.logs.backup).toMatch(/^attempt on backup-[0-9a-f]{5}\n$/);
+    const broken = await rt.runJob('broken');
+    expect(broken).toMatchObject({ succeeded: false, reason: 'BackoffLimitExceeded', attempts: 2, logs: { backup: 'broken\n' } });
+    const nightly = await rt.runJob('nightly');
+    expect(nightly).toMatchObject({ succeeded: true, logs: { backup: 'one\ntried\n' } });
+    expect(rt.podNames()).toEqual([]);
   });
 });
 

@@ -105,6 +105,8 @@ export class PodRunner {
   private readonly jobs = new Map<string, { readonly definition: JobDefinition; readonly cronJob: boolean }>();
   private readonly records: Manifest[] = [];
   private readonly pods = new Map<string, Pod>();
+  /** Pods being created, by key: they count as existing, and stop() waits for them. */
+  private readonly creating = new Map<string, Promise<Pod>>();
   private readonly imageLayers = new Map<string, string>();
   private cluster: Cluster | undefined;
   private forwarder: Forwarder | undefined;
@@ -284,6 +286,7 @@ export class PodRunner {
     this.stopped = true;
     clearInterval(this.reconcileTimer);
     await Promise.all([...this.statefulSets.values()].map((controller) => controller.idle()));
+    await Promise.all([...this.creating.values()].map((creation) => creation.catch(() => undefined)));
     await Promise.all([...this.pods.values()].map((pod) => pod.delete(0).catch(() => undefined)));
     await this.syncing;
     await this.forwarder?.stop();
@@ -377,18 +380,26 @@ export class PodRunner {
 
   private async createPod(manifest: PodManifest): Promise<Pod> {
     const key = `${manifest.metadata.namespace}/${manifest.metadata.name}`;
-    if (this.pods.has(key)) {
+    if (this.pods.has(key) || this.creating.has(key)) {
       throw new Error(`pod ${key} already exists`);
     }
     if (this.stopped) {
       throw new Error('the runner is stopped');
     }
-    const pod = await Pod.create(this.podHost(), manifest);
-    this.pods.set(key, pod);
-    this.changed();
-    await this.settle(); // its name resolves before its containers start
-    pod.start();
-    return pod;
+    const creation = (async () => {
+      const pod = await Pod.create(this.podHost(), manifest);
+      this.pods.set(key, pod);
+      this.changed();
+      await this.settle(); // its name resolves before its containers start
+      pod.start();
+      return pod;
+    })();
+    this.creating.set(key, creation);
+    try {
+      return await creation;
+    } finally {
+      this.creating.delete(key);
+    }
   }
 
   private async removePod(pod: Pod, gracePeriodSeconds?: number): Promise<void> {

@@ -16,7 +16,7 @@ export interface ServiceEntry {
  * Service's namespace, Ready and not terminating, or any pod with an address when the Service
  * has `publishNotReadyAddresses`.
  */
-export function endpoints(service: ServiceEntry, pods: readonly Pod[]): Pod[] {
+function endpoints(service: ServiceEntry, pods: readonly Pod[]): Pod[] {
   const selector = service.manifest.spec?.selector;
   if (!selector || Object.keys(selector).length === 0) {
     return [];

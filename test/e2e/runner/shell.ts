@@ -12,7 +12,6 @@ export interface RunResult {
 export interface RunOptions {
   readonly stdin?: string | Buffer;
   readonly timeoutMs?: number;
-  readonly env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -22,7 +21,7 @@ export interface RunOptions {
  */
 export function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: 'pipe', env: options.env ?? process.env });
+    const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: 'pipe' });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let timedOut = false;
@@ -65,7 +64,7 @@ export function checkSync(argv: readonly string[]): string {
 }
 
 /** Sends a signal to a process group; a group that is already gone is not an error. */
-export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid !== undefined) {
     try {
       process.kill(-pid, signal);

@@ -56,7 +56,8 @@ export class StatefulSetController {
   /** Starts one step towards the desired state unless one is in progress; resolves when that step is done. */
   public async reconcile(): Promise<void> {
     if (!this.step) {
-      this.step = this.act().then(() => {
+      // The step starts on the next tick, after `step` is set: deleting a pod calls back into reconcile at once.
+      this.step = Promise.resolve().then(() => this.act()).then(() => {
         this.lastError = undefined;
       }, (error: Error) => {
         this.lastError = error;
