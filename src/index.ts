@@ -1,3 +1,6 @@
 export * from './engine-version';
 export * from './mysql-replication-cluster';
 export * from './galera-cluster';
+export * from './database-cluster';
+export * from './backup-target';
+export * from './backup-schedule';

@@ -2,8 +2,11 @@ import { ApiObject, Chart, Duration, JsonPatch, Size, SizeRoundingBehavior } fro
 import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
+import { checkBackupName } from './_backup';
 import { CnfValue, recommendedLabels, renderCnf, resourceName, validateImage, validateStatefulSetName } from './_common';
 import { contentHash, readScripts } from './_scripts';
+import { BackupSchedule, BackupScheduleOptions } from './backup-schedule';
+import { ClusterTopology, IDatabaseCluster, PhysicalBackupStream, RestoreFromBackup } from './database-cluster';
 import { EngineVersion } from './engine-version';
 
 /**
@@ -134,6 +137,27 @@ export interface MySqlReplicationClusterProps {
    * `kubectl create secret generic <name>-credentials --from-literal=root-password=… --from-literal=replication-password=…`
    */
   readonly credentials?: kplus.ISecret;
+
+  /**
+   * Start a new cluster from a backup: when the primary's (ordinal 0) volume is empty, an init
+   * container fetches the backup, checks its checksum, and the primary's datadir is built from it
+   * (a physical copy, or a new datadir loaded with the dump) instead of a new one; its tables must
+   * match the backup's manifest. The replicas then seed from the primary as usual. The accounts
+   * `root` and `repl` get the passwords of `credentials`; the GTID position continues from the
+   * backup's. It has no effect on a volume that holds data; remove it once the cluster runs.
+   *
+   * @default - a new, empty cluster
+   */
+  readonly restoreFrom?: RestoreFromBackup;
+
+  /**
+   * The Percona XtraBackup image of a MySQL cluster's backup sidecar, which a physical
+   * `BackupSchedule` adds (the `mysql` image has no physical backup tool). It must match the
+   * server's release series.
+   *
+   * @default - `percona/percona-xtrabackup:<series>`, e.g. `percona/percona-xtrabackup:8.4`
+   */
+  readonly xtrabackupImage?: string;
 }
 
 /** Paths inside the pods. */
@@ -212,8 +236,10 @@ const RESERVED_OPTIONS: Record<string, string> = {
  *
  * The passwords come from a Secret (see `credentials`). The primary is always ordinal 0: there is
  * no automatic failover; if the primary's pod is down, writes wait for Kubernetes to restart it.
+ *
+ * Backups: `addBackupSchedule()`; a new cluster starts from a backup with `restoreFrom`.
  */
-export class MySqlReplicationCluster extends Construct {
+export class MySqlReplicationCluster extends Construct implements IDatabaseCluster {
   /** The key of the root password in the credentials Secret. */
   public static readonly ROOT_PASSWORD_KEY = 'root-password';
   /** The key of the replication account's password in the credentials Secret. */
@@ -247,6 +273,17 @@ export class MySqlReplicationCluster extends Construct {
   public readonly scriptsConfigMap: kplus.ConfigMap;
   /** The Secret the passwords are read from. */
   public readonly credentials: kplus.ISecret;
+  /** Always `ClusterTopology.REPLICATION`. */
+  public readonly topology: ClusterTopology = ClusterTopology.REPLICATION;
+  /**
+   * The members backups are taken from, most preferred first: the replicas, highest ordinal
+   * first (the primary only when there is no replica).
+   */
+  public readonly backupMembers: string[];
+
+  private readonly enableXtrabackupSidecar: () => void;
+  private readonly xtrabackupImage: string;
+  private xtrabackupSidecar = false;
 
   public constructor(scope: Construct, id: string, props: MySqlReplicationClusterProps = {}) {
     super(scope, id);
@@ -288,6 +325,11 @@ export class MySqlReplicationCluster extends Construct {
     const dnsName = (service: string) => (namespace ? `${service}.${namespace}.svc.cluster.local` : service);
     this.writeHost = dnsName(`${name}-write`);
     this.readHost = dnsName(`${name}-read`);
+    this.backupMembers = replicas > 1
+      ? Array.from({ length: replicas - 1 }, (_, i) => `${name}-${replicas - 1 - i}.${name}`)
+      : [`${name}-0.${name}`];
+    this.xtrabackupImage = props.xtrabackupImage ?? `percona/percona-xtrabackup:${version.series}`;
+    validateImage('xtrabackupImage', this.xtrabackupImage);
 
     const engine = version.engine;
     const mariadb = version.isMariaDb;
@@ -299,7 +341,8 @@ export class MySqlReplicationCluster extends Construct {
     // configuration: the cluster's server.cnf (library settings, then the user's) and one file per role
     const config = serverConfig(version, semiSync, props);
     this.configMap = new kplus.ConfigMap(this, 'Config', { metadata: { name: `${name}-config`, labels }, data: config });
-    const scripts = readScripts(SCRIPTS);
+    // restoreFrom: the restore init container's script and the backup functions init restores with
+    const scripts = readScripts(props.restoreFrom ? [...SCRIPTS, 'backup-lib.sh', 'restore-fetch.sh'] : SCRIPTS);
     this.scriptsConfigMap = new kplus.ConfigMap(this, 'Scripts', { metadata: { name: `${name}-scripts`, labels }, data: scripts });
 
     // Services
@@ -384,9 +427,42 @@ export class MySqlReplicationCluster extends Construct {
       limits: { memory: k8s.Quantity.fromString(memoryLimit) },
     });
 
-    const init = container('init', 'replication-init.sh', [
-      data, run, tmp, mount('conf', CNF_DIR), mount('config', CONFIG_DIR, true), scriptsMount, mount('credentials', CREDENTIALS_DIR, true),
-    ], serverResources);
+    // restoreFrom: the primary's first start fetches and checks the backup, then init restores it
+    const restoreContainers: k8s.Container[] = [];
+    const restoreVolumes: k8s.Volume[] = [];
+    const restoreEnv: k8s.EnvVar[] = [];
+    if (props.restoreFrom) {
+      const backup = props.restoreFrom.backup ?? 'latest';
+      checkBackupName('restoreFrom.backup', backup);
+      if (!props.restoreFrom.target) {
+        throw new Error('restoreFrom needs a target: pass the BackupTarget the backups were written to, e.g. restoreFrom: { target, backup: \'latest\' }');
+      }
+      const target = props.restoreFrom.target._bind(name);
+      restoreEnv.push({ name: 'RESTORE_BACKUP', value: backup }, { name: 'RESTORE_DIR', value: `${DATA_ROOT}/restore.tmp` });
+      restoreContainers.push(...target.initContainers(securityContext, sidecarResources('128Mi')), {
+        name: 'restore',
+        // MySQL: the xtrabackup image prepares physical copies (and fetches dumps)
+        image: mariadb ? image : this.xtrabackupImage,
+        imagePullPolicy: 'IfNotPresent',
+        command: ['bash', `${SCRIPTS_DIR}/restore-fetch.sh`],
+        env: [
+          ...env,
+          ...restoreEnv,
+          { name: 'BACKUP', value: backup },
+          ...Object.entries(target.env).map(([envName, value]) => ({ name: envName, value })),
+        ],
+        securityContext,
+        resources: serverResources,
+        volumeMounts: [data, run, tmp, scriptsMount, ...target.mounts],
+      });
+      restoreVolumes.push(...target.volumes);
+    }
+    const init: k8s.Container = {
+      ...container('init', 'replication-init.sh', [
+        data, run, tmp, mount('conf', CNF_DIR), mount('config', CONFIG_DIR, true), scriptsMount, mount('credentials', CREDENTIALS_DIR, true),
+      ], serverResources),
+      env: [...env, ...restoreEnv],
+    };
     const server: k8s.Container = {
       ...container('server', 'replication-server.sh', [data, run, tmp, mount('conf', CNF_DIR, true), scriptsMount], serverResources),
       ports: [{ name: 'mysql', containerPort: MYSQL_PORT }],
@@ -442,7 +518,7 @@ export class MySqlReplicationCluster extends Construct {
                 }],
               },
             },
-            initContainers: [init],
+            initContainers: [...restoreContainers, init],
             containers,
             volumes: [
               { name: 'run', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('16Mi') } },
@@ -459,6 +535,7 @@ export class MySqlReplicationCluster extends Construct {
                     .map((key) => ({ key, path: key })),
                 },
               },
+              ...restoreVolumes,
             ],
           },
         },
@@ -473,6 +550,61 @@ export class MySqlReplicationCluster extends Construct {
       },
     });
     this.node.defaultChild = this.statefulSet;
+
+    // MySQL physical backups: a percona-xtrabackup sidecar serves copies like the MariaDB donor
+    this.enableXtrabackupSidecar = () => {
+      const sidecarScripts = readScripts(['backup-mysql-donor.sh', 'backup-mysql-send.sh']);
+      for (const [file, text] of Object.entries(sidecarScripts)) {
+        this.scriptsConfigMap.addData(file, text);
+      }
+      const sidecar: k8s.Container = {
+        name: 'backup',
+        image: this.xtrabackupImage,
+        imagePullPolicy: 'IfNotPresent',
+        command: ['bash', `${SCRIPTS_DIR}/backup-mysql-donor.sh`],
+        env: [...env, { name: 'SEED_PORT', value: `${SEED_PORT}` }],
+        // the image runs as uid 1001; the datadir belongs to the mysql image's uid 999
+        securityContext,
+        resources: sidecarResources('512Mi'),
+        volumeMounts: [data, run, tmp, scriptsMount, mount('credentials', CREDENTIALS_DIR, true)],
+        ports: [{ name: 'seed', containerPort: SEED_PORT }],
+      };
+      // the L1 object renders its props again after applying patches: the patch carries props
+      this.statefulSet.addJsonPatch(JsonPatch.add('/spec/template/spec/containers/-', sidecar));
+      this.statefulSet.addJsonPatch(JsonPatch.replace('/spec/template/metadata/annotations/cdk8s-mysql~1config-hash',
+        contentHash({ ...prefixKeys('config/', config), ...prefixKeys('scripts/', { ...scripts, ...sidecarScripts }), sidecar: 'xtrabackup' })));
+      this.headlessService.bind(SEED_PORT, { name: 'seed', targetPort: SEED_PORT });
+    };
+  }
+
+  /**
+   * Where the members serve physical copies (port 3307): MariaDB's donor sidecar, or for MySQL
+   * a percona-xtrabackup sidecar that this call adds to every pod.
+   */
+  public physicalBackupStream(): PhysicalBackupStream {
+    if (this.version.isMariaDb) {
+      return { port: SEED_PORT, toolsImage: this.image };
+    }
+    // XtraBackup reads only the data files of its own release series (8.0 or 8.4)
+    const tag = /:(\d+)\.(\d+)(?:[.-][^/]*)?$/.exec(this.xtrabackupImage);
+    if (tag && `${tag[1]}.${tag[2]}` !== this.version.series) {
+      throw new Error(
+        `physical backups of MySQL ${this.version.version} need Percona XtraBackup of the ${this.version.series} series, but xtrabackupImage is ` +
+        `'${this.xtrabackupImage}' (${tag[1]}.${tag[2]}): set xtrabackupImage to 'percona/percona-xtrabackup:${this.version.series}', or use method: BackupMethod.LOGICAL`,
+      );
+    }
+    if (!this.xtrabackupSidecar) {
+      this.xtrabackupSidecar = true;
+      this.enableXtrabackupSidecar();
+    }
+    return { port: SEED_PORT, toolsImage: this.xtrabackupImage };
+  }
+
+  /**
+   * Schedules backups of this cluster.
+   */
+  public addBackupSchedule(id: string, options: BackupScheduleOptions): BackupSchedule {
+    return new BackupSchedule(this, id, { ...options, cluster: this });
   }
 }
 

@@ -13,16 +13,26 @@
 #   MAX_LAG_SECONDS   a replica is healthy while it is at most this many seconds behind
 #   REPLICAS          the number of pods the cluster was synthesized with (where to look for donors)
 #   SEED_PORT         the port on which the donor sidecar sends physical copies (MariaDB)
+#   RESTORE_BACKUP    (restoreFrom) the backup a new cluster starts from; the restore init
+#                     container fetched and checked it into RESTORE_DIR
 # and HOSTNAME, which Kubernetes sets to the pod's name.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+if [[ -n ${RESTORE_BACKUP:-} ]]; then
+  # restoreFrom: the backup functions restore the primary (the construct ships backup-lib.sh then)
+  # shellcheck source-path=SCRIPTDIR source=backup-lib.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/backup-lib.sh"
+fi
 
 # The account replicas log in with, on the primary and on donors.
 readonly REPLICATION_USER=repl
 # The last file of every complete copy a donor sends: a copy without it is incomplete.
 readonly SEED_TRAILER=cdk8s-mysql-seed-complete
+# The named lock a logical backup holds on the replica whose SQL thread it pauses (BACKUP_LOCK of
+# backup-lib.sh): while it is held, the agent leaves the SQL thread stopped.
+readonly BACKUP_LOCK_NAME=cdk8s_mysql_backup
 
 # --- where things are -------------------------------------------------------------------------
 
@@ -399,6 +409,12 @@ bootstrap_sql() {
 # Creates a new datadir with the cluster's accounts, next to the real one, then moves it into
 # place: the datadir either does not exist or is complete.
 initialize_datadir() {
+  initialize_stage
+  install_stage
+}
+
+# Creates a new datadir with the cluster's accounts in the staging directory.
+initialize_stage() {
   local stage init_sql rc=0
   stage=$(init_stage)
   rm -rf "$stage"
@@ -414,6 +430,12 @@ initialize_datadir() {
   fi
   rm -f "$init_sql"
   ((rc == 0)) || die "initializing the datadir failed (exit $rc)"
+}
+
+# Moves the complete staging directory into place as the datadir.
+install_stage() {
+  local stage
+  stage=$(init_stage)
   sync -f "$stage"
   rm -rf "$(datadir)"
   mv "$stage" "$(datadir)"
@@ -439,8 +461,107 @@ prepare_primary() {
       die "the primary's volume is empty but replica $(peer_host "$j") is running: refusing to start an empty primary in front of replicas that hold data. Restore the primary's volume, or delete the replicas' volumes to start a new cluster"
     fi
   done
+  if [[ -n ${RESTORE_BACKUP:-} ]]; then
+    restore_primary
+    return 0
+  fi
   initialize_datadir
   atomic_write "$(initialized_marker)" "initialized_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"$'\n'
+}
+
+# --- starting a new cluster from a backup (restoreFrom) -------------------------------------------
+
+# The accounts of a restored datadir: root and the replication account with the Secret's
+# passwords, whatever the backup had.
+restored_accounts_sql() {
+  local root_password replication_password
+  root_password=$(sql_quote "$(read_secret root-password)")
+  replication_password=$(sql_quote "$(read_secret replication-password)")
+  printf '%s\n' \
+    "CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY $root_password;" \
+    "ALTER USER 'root'@'localhost', 'root'@'%' IDENTIFIED BY $root_password;" \
+    "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;" \
+    "CREATE USER IF NOT EXISTS '$REPLICATION_USER'@'%' IDENTIFIED BY $replication_password;" \
+    "ALTER USER '$REPLICATION_USER'@'%' IDENTIFIED BY $replication_password;"
+  if [[ $DB_ENGINE == mariadb ]]; then
+    printf '%s\n' "GRANT REPLICATION SLAVE, REPLICA MONITOR ON *.* TO '$REPLICATION_USER'@'%';"
+  else
+    printf '%s\n' "GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO '$REPLICATION_USER'@'%';"
+  fi
+}
+
+# Makes a restored datadir a primary without a past: no replication source, a new binary log
+# that continues the backup's GTID position (so replicas seeded from it agree with it).
+restored_position_sql() {
+  local gtid=$1 version=$2
+  if [[ $DB_ENGINE == mariadb ]]; then
+    printf '%s\n' 'STOP SLAVE;' 'RESET SLAVE ALL;' 'RESET MASTER;'
+    if [[ -n $gtid ]]; then
+      printf '%s\n' "SET GLOBAL gtid_slave_pos = $(sql_quote "$gtid");" "SET GLOBAL gtid_binlog_state = $(sql_quote "$gtid");"
+    fi
+  else
+    printf '%s\n' 'STOP REPLICA;' 'RESET REPLICA ALL;'
+    if [[ $version == 8.0.* ]]; then printf '%s\n' 'RESET MASTER;'; else printf '%s\n' 'RESET BINARY LOGS AND GTIDS;'; fi
+    [[ -z $gtid ]] || printf '%s\n' "SET GLOBAL gtid_purged = $(sql_quote "$gtid");"
+  fi
+}
+
+# Builds the primary's datadir from the backup that the restore init container fetched and
+# checked into RESTORE_DIR: the prepared copy, or a new datadir loaded with the dump. A temporary
+# server (no network) gives it the Secret's accounts and the backup's GTID position, and its
+# tables must match the manifest; only then is it moved into place and marked initialized. Any
+# failure leaves the volume without a datadir, and the next start tries again.
+restore_primary() {
+  local dir=${RESTORE_DIR:?RESTORE_DIR is not set} manifest name method gtid stage cnf first version expected actual
+  manifest="$dir/$MANIFEST"
+  [[ -f $dir/ready ]] || die "restoreFrom is set but no checked backup is in $dir: the restore init container fetches it (see its log)"
+  name=$(manifest_get "$manifest" name)
+  method=$(manifest_get "$manifest" method)
+  gtid=$(manifest_get "$manifest" gtid) || gtid=''
+  stage=$(init_stage)
+  rm -rf "$stage"
+  log "restoring backup $name ($method) as the new primary's datadir"
+  SCRATCH_DEFAULTS_FILE=${DB_CNF:?DB_CNF is not set}
+  trap 'scratch_stop' EXIT
+  if [[ $method == physical ]]; then
+    mv "$dir/data" "$stage"
+    # MySQL: a new server_uuid, not the backup source's
+    rm -f "$stage/auto.cnf"
+    scratch_start "$stage" --skip-grant-tables
+    printf '' | scratch_session >/dev/null || die "cannot reach the accounts of the restored copy"
+    scratch_stop
+  else
+    initialize_stage
+  fi
+  # root logs in with the scratch password (a copy) or the Secret's (a new datadir); the
+  # accounts statements then give root the Secret's password in any case
+  cnf="$RUN_DIR/restore.cnf"
+  write_client_cnf "$cnf" root root-password
+  sed -i "s|^socket=.*|socket=$(scratch_socket)|" "$cnf"
+  first=$cnf
+  [[ $method != physical ]] || first=$(scratch_cnf)
+  scratch_start "$stage"
+  version=$(sql "$first" <<<'SELECT @@version') || die "the restored server does not answer"
+  if [[ $method == logical ]]; then
+    log "loading the dump"
+    if ! { printf 'SET SESSION sql_log_bin = 0;\n' && decompress "$(manifest_get "$manifest" compression)" <"$dir/$(manifest_get "$manifest" artifact)"; } | sql "$first"; then
+      die "loading the dump of $name failed"
+    fi
+  fi
+  { printf 'SET SESSION sql_log_bin = 0;\n'; restored_accounts_sql; restored_position_sql "$gtid" "$version"; } | sql "$first" ||
+    die "setting the accounts and the position of the restored datadir failed"
+  expected=$(manifest_tables "$manifest")
+  actual=$(table_checksums "$cnf") || die "cannot checksum the restored tables"
+  if [[ $actual != "$expected" ]]; then
+    diff <(printf '%s\n' "$expected") <(printf '%s\n' "$actual") >&2 || true
+    die "the tables restored from $name differ from its manifest (above: < manifest, > restored)"
+  fi
+  scratch_stop
+  trap - EXIT
+  install_stage
+  rm -rf "$dir" "$cnf"
+  atomic_write "$(initialized_marker)" "$(printf 'restored_from=%s\ngtid=%s\nrestored_at=%s\n' "$name" "$gtid" "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"$'\n'
+  log "restored $name: $(grep -c . <<<"$expected" || true) tables match its manifest; the primary continues from GTID position '$gtid'"
 }
 
 # Gives a MySQL replica an empty instance to clone into, unless its volume is seeded.
@@ -516,7 +637,12 @@ configure_replication() {
   if [[ -n $status && $host == "$primary" ]]; then
     io=$(status_field "$status" Replica_IO_Running Slave_IO_Running)
     sql_thread=$(status_field "$status" Replica_SQL_Running Slave_SQL_Running)
-    if [[ $io != Yes || $sql_thread != Yes ]]; then
+    if [[ $io == Yes && $sql_thread != Yes ]] && backup_holds_lock "$cnf"; then
+      # a logical backup paused the SQL thread to keep the data still; the server releases the
+      # lock when the backup ends or dies, and the next pass starts the thread again. (Were the
+      # IO thread down too, both start: the backup then sees its source move and fails safely.)
+      :
+    elif [[ $io != Yes || $sql_thread != Yes ]]; then
       log "starting replication from $primary (IO thread: $io, SQL thread: $sql_thread)"
       run_sql "$cnf" 'START REPLICA'
     fi
@@ -543,6 +669,11 @@ configure_replication() {
   log "replicating from $primary"
   run_sql "$cnf" 'START REPLICA'
   atomic_write "$(configured_marker)" "source=$primary"$'\n'
+}
+
+# True while a backup holds its lock on this server (see backup-take.sh).
+backup_holds_lock() {
+  [[ $(run_sql "$1" "SELECT IS_USED_LOCK('$BACKUP_LOCK_NAME') IS NOT NULL") == 1 ]]
 }
 
 # MySQL replicas refuse writes even from administrators; set at run time, because a
