@@ -3,6 +3,14 @@ import { check, run, sleep } from './shell';
 /** Every network namespace a runner creates starts with this, followed by the runner's name. */
 export const NETNS_PREFIX = 'podrun-';
 
+/**
+ * The prefix of one runner's network namespaces. Runner names have no dots, so the dot keeps
+ * runner `galera` from matching the namespaces of runner `galera-e2e`.
+ */
+export function runnerNetnsPrefix(runner: string): string {
+  return `${NETNS_PREFIX}${runner}.`;
+}
+
 const BRIDGE = 'br0';
 /** The cluster network. It exists only on the bridge inside the cluster namespace and in the pods. */
 const SUBNET_PREFIX = 16;
@@ -58,17 +66,17 @@ export class Cluster {
 
   private constructor(runner: string) {
     this.runner = runner;
-    this.netns = `${NETNS_PREFIX}${runner}-cluster`;
+    this.netns = `${runnerNetnsPrefix(runner)}cluster`;
   }
 
   /** Creates the namespace of a new pod incarnation with a fresh IP, like a CNI plugin. */
   public async attachPod(podName: string): Promise<Attachment> {
     const veth = `v${this.nextVeth++}-${podName}`.slice(0, 15); // interface names are at most 15 characters
-    return this.attach(`${NETNS_PREFIX}${this.runner}-pod-${podName}-${this.nextVeth}`, veth, address(POD_BLOCK, this.nextPod++));
+    return this.attach(`${runnerNetnsPrefix(this.runner)}pod-${podName}-${this.nextVeth}`, veth, address(POD_BLOCK, this.nextPod++));
   }
 
   public async attachClient(): Promise<Attachment> {
-    return this.attach(`${NETNS_PREFIX}${this.runner}-client`, 'vclient', CLIENT_IP);
+    return this.attach(`${runnerNetnsPrefix(this.runner)}client`, 'vclient', CLIENT_IP);
   }
 
   /** Deletes a pod's namespace (and with it the veth pair) once its processes are gone. */
@@ -90,7 +98,7 @@ export class Cluster {
   }
 
   public async destroy(): Promise<void> {
-    await Cluster.removeNamespaces(`${NETNS_PREFIX}${this.runner}-`);
+    await Cluster.removeNamespaces(runnerNetnsPrefix(this.runner));
   }
 
   private async attach(netns: string, veth: string, ip: string): Promise<Attachment> {

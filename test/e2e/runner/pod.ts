@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSyn
 import { join } from 'path';
 import type { Attachment, Cluster } from './cluster';
 import { ContainerLaunch, ContainerProcess, ExitStatus, Sandbox } from './container';
-import { CLUSTER_DOMAIN, renderHosts, renderResolvConf } from './dns';
+import { CLUSTER_DOMAIN, HostRecord, renderHosts, renderResolvConf } from './dns';
 import { ContainerConfigError, containerEnvironment, expand, PodContext } from './env';
 import type { Forwarder } from './forwarder';
 import type { ConfigMap, Container, PodManifest, Probe, Secret } from './k8s';
@@ -187,7 +187,7 @@ export class Pod {
   }
 
   /** The pod's own /etc/hosts line, as the kubelet writes it. */
-  public get hostsEntry(): { ip: string; names: string[] } | undefined {
+  public get hostsEntry(): HostRecord | undefined {
     const { subdomain } = this.manifest.spec;
     const names = subdomain ? [`${this.hostname}.${subdomain}.${this.namespace}.svc.${CLUSTER_DOMAIN}`, this.hostname] : [this.hostname];
     return this.ip ? { ip: this.ip, names } : undefined;
@@ -211,6 +211,9 @@ export class Pod {
 
   /** Starts the pod's lifecycle (volumes, init containers, containers) in the background. */
   public start(): void {
+    if (this.terminating) {
+      return;
+    }
     this.lifecycle = this.run().catch((error: Error) => {
       this.failure = error;
       this.phase = 'Failed';

@@ -44,23 +44,26 @@ export class ImageNotRunnableError extends Error {
   }
 }
 
-/** The packages of the Ubuntu base image (`ubuntu:jammy` / `ubuntu:noble`) that exist in Debian. */
+/**
+ * The packages of the Ubuntu base image (`ubuntu:jammy` / `ubuntu:noble`) that every Debian
+ * system has (priority required). The base image also has adduser, gpgv and logsave, which
+ * Debian does not always install and no database script needs; they stay hidden.
+ */
 const UBUNTU_BASE = [
-  'adduser', 'apt', 'base-passwd', 'bash', 'bsdutils', 'coreutils', 'dash', 'debconf', 'debianutils', 'diffutils', 'dpkg',
-  'e2fsprogs', 'findutils', 'gpgv', 'grep', 'gzip', 'hostname', 'init-system-helpers', 'libc-bin', 'login', 'logsave',
-  'mawk', 'mount', 'ncurses-bin', 'passwd', 'perl-base', 'procps', 'sed', 'sensible-utils', 'sysvinit-utils', 'tar',
-  'util-linux',
+  'apt', 'base-passwd', 'bash', 'bsdutils', 'coreutils', 'dash', 'debconf', 'debianutils', 'diffutils', 'dpkg', 'e2fsprogs',
+  'findutils', 'grep', 'gzip', 'hostname', 'init-system-helpers', 'libc-bin', 'login', 'mawk', 'mount', 'ncurses-bin', 'passwd',
+  'perl-base', 'sed', 'sensible-utils', 'sysvinit-utils', 'tar', 'util-linux',
 ];
 
 /**
  * The official mariadb image adds mariadb-server, mariadb-backup and socat (with their
  * dependencies gawk, iproute2, lsof, procps, psmisc, rsync, perl and galera-4) plus tzdata,
- * xz-utils and zstd. No netcat, curl, wget or pv.
+ * xz-utils and zstd. No netcat, curl, wget or pv. test/e2e/host-setup.sh installs these.
  */
 const MARIADB_IMAGE = [
   ...UBUNTU_BASE,
   'mariadb-server', 'mariadb-server-core', 'mariadb-client', 'mariadb-client-core', 'mariadb-backup', 'galera-4',
-  'socat', 'gawk', 'iproute2', 'lsof', 'psmisc', 'rsync', 'perl', 'tzdata', 'xz-utils', 'zstd',
+  'socat', 'gawk', 'iproute2', 'lsof', 'procps', 'psmisc', 'rsync', 'perl', 'tzdata', 'xz-utils', 'zstd',
 ];
 
 const UBUNTU_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

@@ -87,8 +87,8 @@ async function sh(rt: PodRunner, pod: string, script: string, containerName = 'm
 }
 
 function leftovers(name: string): string[] {
-  const namespaces = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((line) => line.startsWith(`podrun-${name}-`));
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => line.includes(`pod-runner/${name}`));
+  const namespaces = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((line) => line.startsWith(`podrun-${name}.`));
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((line) => new RegExp(`pod-runner/${name}[/ ]`).test(line));
   return [...namespaces, ...mounts];
 }
 
@@ -174,12 +174,13 @@ describe('pods', () => {
     expect((await rt.exec('files-0', 'main', ['touch', '/etc/config/new'])).stderr).toContain('Read-only file system');
   });
 
-  test('the environment comes from values, Secrets, ConfigMaps and the downward API', async () => {
+  test('the environment comes from values, Secrets, ConfigMaps and the downward API, in the working directory', async () => {
     const chart = Testing.chart();
     new k8s.KubeConfigMap(chart, 'config', { metadata: { name: 'settings' }, data: { mode: 'primary', extra: 'x' } });
     new k8s.KubeSecret(chart, 'secret', { metadata: { name: 'credentials' }, data: { password: Buffer.from('pw').toString('base64') } });
     statefulSet(chart, 'env', {
       containers: [container('main', IDLE[2], {
+        workingDir: '/srv/app',
         resources: { limits: { memory: k8s.Quantity.fromString('256Mi') } },
         envFrom: [{ configMapRef: { name: 'settings' }, prefix: 'CFG_' }],
         env: [
@@ -199,6 +200,7 @@ describe('pods', () => {
     await rt.apply(Testing.synth(chart));
     await rt.waitForReady('env-0');
 
+    expect(await sh(rt, 'env-0', 'pwd')).toBe('/srv/app');
     const env = await sh(rt, 'env-0', 'env | sort');
     expect(env.split('\n')).toEqual(expect.arrayContaining([
       'POD_NAME=env-0', 'POD_NAMESPACE=default', `POD_IP=${rt.podIP('env-0')}`, `NODE_NAME=${RUNNER}-node`, 'INDEX=0', 'MEMORY_MI=256',
@@ -589,8 +591,8 @@ describe('faults', () => {
   });
 
   test('cleanupStale removes the namespaces and processes a runner of that name left behind', async () => {
-    execFileSync('ip', ['netns', 'add', 'podrun-runner-stale-pod-x-1']);
-    const stray = spawn('ip', ['netns', 'exec', 'podrun-runner-stale-pod-x-1', 'sleep', '600'], { stdio: 'ignore' });
+    execFileSync('ip', ['netns', 'add', 'podrun-runner-stale.pod-x-1']);
+    const stray = spawn('ip', ['netns', 'exec', 'podrun-runner-stale.pod-x-1', 'sleep', '600'], { stdio: 'ignore' });
     const killedBy = new Promise((resolve) => stray.once('exit', (_code, signal) => resolve(signal)));
     await new Promise((resolve) => setTimeout(resolve, 200));
 

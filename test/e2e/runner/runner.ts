@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { Claims } from './claims';
-import { Cluster, NETNS_PREFIX } from './cluster';
+import { Cluster, NETNS_PREFIX, runnerNetnsPrefix } from './cluster';
 import { renderHosts, renderResolvConf, writeInPlace } from './dns';
 import { Forwarder } from './forwarder';
 import { buildImageLayer } from './image-layer';
@@ -82,10 +82,11 @@ export class PodRunner {
 
   /**
    * Removes what earlier runners left behind when their process died: processes and network
-   * namespaces named `podrun-<name>-*` and the runner directory. Without a name: of every runner.
+   * namespaces named `podrun-<name>.*` and the runner directory. Without a name: of every runner,
+   * so never without a name while other runners may be running.
    */
   public static async cleanupStale(name?: string): Promise<void> {
-    await Cluster.removeNamespaces(name === undefined ? NETNS_PREFIX : `${NETNS_PREFIX}${name}-`);
+    await Cluster.removeNamespaces(name === undefined ? NETNS_PREFIX : runnerNetnsPrefix(name));
     if (name !== undefined) {
       rmSync(join(RUNNER_BASE_DIR, name), { recursive: true, force: true });
     } else if (existsSync(RUNNER_BASE_DIR)) {
@@ -297,7 +298,7 @@ export class PodRunner {
 
   private async boot(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
-    this.watchdog = spawn('bash', [WATCHDOG, `${NETNS_PREFIX}${this.name}-`, this.dir], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+    this.watchdog = spawn('bash', [WATCHDOG, runnerNetnsPrefix(this.name), this.dir], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
     this.watchdog.unref();
     (this.watchdog.stdin as unknown as { unref(): void }).unref();
     this.cluster = await Cluster.create(this.name);
