@@ -110,7 +110,6 @@ export class Cluster {
     await check(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
     return { netns, veth, ip };
   }
-
 }
 
 function address(firstBlock: number, index: number): string {

@@ -226,6 +226,7 @@ describe('containers', () => {
     const rt = await startRunner({ restartBackoff: { initialMs: 1500 } });
     await rt.apply(Testing.synth(chart));
     await rt.waitForReady('init-0');
+    await rt.waitFor('the main container to print the order', () => rt.logs('init-0', 'main').endsWith('second\n'), 5000);
 
     expect(rt.logs('init-0', 'main')).toBe('first\nsecond\n');
     expect(rt.restartCount('init-0', 'second')).toBe(2);
@@ -250,6 +251,7 @@ describe('containers', () => {
 
     expect(Date.now() - killed).toBeGreaterThanOrEqual(1400);
     expect(rt.restartCount('crash-0', 'main')).toBe(2);
+    await rt.waitFor('the third incarnation to log', () => rt.logs('crash-0', 'main') !== '', 5000);
     expect(rt.logs('crash-0', 'main')).toMatch(/^started \d+\n$/);
     expect(rt.logs('crash-0', 'main', { previous: true })).not.toBe(rt.logs('crash-0', 'main'));
   });

@@ -1,6 +1,7 @@
 import { ChildProcess, spawn } from 'child_process';
 import { randomUUID } from 'crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'fs';
+import { Socket } from 'net';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { Claims } from './claims';
@@ -299,8 +300,9 @@ export class PodRunner {
   private async boot(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
     this.watchdog = spawn('bash', [WATCHDOG, runnerNetnsPrefix(this.name), this.dir], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+    // Neither the watchdog nor its pipe keeps this process alive.
     this.watchdog.unref();
-    (this.watchdog.stdin as unknown as { unref(): void }).unref();
+    (this.watchdog.stdin as Socket).unref();
     this.cluster = await Cluster.create(this.name);
     this.forwarder = await Forwarder.start(this.cluster.netns, this.dir);
     this.clientNetns = (await this.cluster.attachClient()).netns;
