@@ -24,12 +24,11 @@ if ((${#missing[@]} > 0)); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# A package install may start the system service; the tests run their own servers. A pod's
-# server runs chrooted (its /proc/PID/root is not "/"), so only the host's own is stopped.
-for pid in $(pgrep -x mariadbd || true); do
-  if [[ $(readlink "/proc/$pid/root" || true) == / ]]; then
-    echo "host-setup: stopping the system MariaDB service (pid $pid)"
-    service mariadb stop >/dev/null 2>&1 || systemctl stop mariadb >/dev/null 2>&1 || kill "$pid" || true
-  fi
-done
+# A package install may start the system service (Debian's pid file below); the tests run their
+# own servers, which use other pid files and must never be touched here.
+pidfile=/run/mysqld/mysqld.pid
+if [[ -s $pidfile ]] && kill -0 "$(<"$pidfile")" 2>/dev/null; then
+  echo "host-setup: stopping the system MariaDB service (pid $(<"$pidfile"))"
+  service mariadb stop >/dev/null 2>&1 || kill "$(<"$pidfile")"
+fi
 exit 0
