@@ -162,6 +162,19 @@ take_physical() {
   SOURCE=$source
 }
 
+# A new backup's name that no backup or leftover in the target has (names have whole seconds).
+unique_name() {
+  local name entries tries=0
+  entries=$(target_entries) || die "cannot list $(target_description)"
+  for (( ; ; tries++)); do
+    name=$(new_backup_name "$METHOD")
+    awk -v n="$name" '$2 == n { found = 1 } END { exit !found }' <<<"$entries" || break
+    ((tries < 5)) || die "the target has a backup named $name already"
+    sleep 1
+  done
+  printf '%s' "$name"
+}
+
 cleanup() {
   local status=$?
   if [[ -n $PAUSED ]]; then
@@ -178,7 +191,7 @@ cleanup() {
 main() {
   local name artifact started info
   started=$(now_utc)
-  name=$(new_backup_name "$METHOD")
+  name=$(unique_name)
   artifact=$(artifact_name "$METHOD" "$COMPRESSION")
   rm -rf "$WORK_DIR/copy" "$WORK_DIR/backup.env" "$WORK_DIR/tables.json"
   STAGE=$(target_stage "$name")

@@ -479,7 +479,8 @@ restored_accounts_sql() {
   replication_password=$(sql_quote "$(read_secret replication-password)")
   printf '%s\n' \
     "CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY $root_password;" \
-    "ALTER USER 'root'@'localhost', 'root'@'%' IDENTIFIED BY $root_password;" \
+    "ALTER USER 'root'@'localhost' IDENTIFIED BY $root_password;" \
+    "ALTER USER 'root'@'%' IDENTIFIED BY $root_password;" \
     "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;" \
     "CREATE USER IF NOT EXISTS '$REPLICATION_USER'@'%' IDENTIFIED BY $replication_password;" \
     "ALTER USER '$REPLICATION_USER'@'%' IDENTIFIED BY $replication_password;"
