@@ -15,6 +15,12 @@ const BRIDGE = 'br0';
 /** The cluster network. It exists only on the bridge inside the cluster namespace and in the pods. */
 const SUBNET_PREFIX = 16;
 const BRIDGE_IP = '10.77.0.1';
+/**
+ * The bridge's own (locally administered) MAC address. Without one, a Linux bridge takes the
+ * lowest MAC of its ports, which changes as pods come and go: clients that cached the old one for
+ * the Service addresses on the bridge would time out connecting until their ARP entry expired.
+ */
+const BRIDGE_MAC = '02:00:0a:4d:00:01';
 const CLIENT_IP = '10.77.0.2';
 /** Pods get 10.77.0-127.x, Services 10.77.128-255.x; the last octet runs from 10 to 249. */
 const POD_BLOCK = 0;
@@ -41,7 +47,7 @@ export class Cluster {
     const ns = cluster.netns;
     await check(['ip', 'netns', 'add', ns]);
     await check(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-    await check(['ip', '-n', ns, 'link', 'add', BRIDGE, 'type', 'bridge']);
+    await check(['ip', '-n', ns, 'link', 'add', BRIDGE, 'address', BRIDGE_MAC, 'type', 'bridge']);
     await check(['ip', '-n', ns, 'addr', 'add', `${BRIDGE_IP}/${SUBNET_PREFIX}`, 'dev', BRIDGE]);
     await check(['ip', '-n', ns, 'link', 'set', BRIDGE, 'up']);
     return cluster;

@@ -363,6 +363,35 @@ describe('services', () => {
     await rt.waitFor('echo-0 to be not ready', () => !rt.isReady('echo-0'), 10_000);
     expect((await rt.client(['socat', '-u', 'TCP:echo-svc:80', 'STDOUT'])).stderr).toContain('Connection refused');
   });
+
+  test('the cluster bridge keeps its own MAC address as pods come and go, so connections to a Service never wait on a stale ARP entry', async () => {
+    // Without an address of its own, a Linux bridge takes the lowest MAC of its ports: deleting a
+    // pod (or adding one) changes it, and the client, which cached the old one for the Service
+    // addresses on the bridge, times out connecting to Services until its ARP entry expires.
+    const chart = Testing.chart();
+    statefulSet(chart, 'echo', { replicas: 2, containers: [hostnameServer()] });
+    new k8s.KubeService(chart, 'svc', {
+      metadata: { name: 'echo-svc' },
+      spec: { selector: { app: 'echo' }, ports: [{ port: 80, targetPort: k8s.IntOrString.fromString('http') }] },
+    });
+    const rt = await startRunner();
+    await rt.apply(Testing.synth(chart));
+    await rt.waitForStatefulSetReady('echo', 2);
+    const macs = (): Map<string, string> => new Map(execFileSync('ip', ['-n', `podrun-${RUNNER}.cluster`, '-o', 'link', 'show'], { encoding: 'utf8' })
+      .split('\n').map((line) => /^\d+: ([^:@]+)[@:].*link\/ether (\S+)/.exec(line)).filter((m) => m).map((m) => [m![1], m![2]]));
+    const connect = async (): Promise<string> => (await rt.client(['timeout', '5', 'socat', '-u', 'TCP:echo-svc:80,connect-timeout=3', 'STDOUT'])).stdout.trim();
+    const bridge = macs().get('br0');
+
+    for (const pod of ['echo-0', 'echo-1', 'echo-0']) {
+      expect(await connect()).toMatch(/^echo-[01]$/);
+      await rt.deletePod(pod);
+      await rt.waitForStatefulSetReady('echo', 2);
+      const now = macs();
+      expect(now.get('br0')).toBe(bridge);
+      expect([...now].filter(([name, mac]) => name !== 'br0' && mac === bridge)).toEqual([]);
+      expect(await connect()).toMatch(/^echo-[01]$/);
+    }
+  });
 });
 
 describe('StatefulSet controller', () => {
