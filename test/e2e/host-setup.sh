@@ -4,7 +4,7 @@
 # Idempotent: when everything is present it only checks.
 set -euo pipefail
 
-packages=(mariadb-server mariadb-client galera-4 mariadb-backup socat rsync shellcheck iproute2 util-linux nftables procps zstd xz-utils)
+packages=(mariadb-server mariadb-client galera-4 mariadb-backup socat rsync shellcheck iproute2 util-linux nftables procps zstd xz-utils rclone)
 
 missing=()
 for p in "${packages[@]}"; do
