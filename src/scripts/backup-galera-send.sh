@@ -25,7 +25,8 @@ DESYNCED=0
 resync_if_idle() {
   local cnf=$1 state
   state=$(sql "$cnf" <<<"SELECT CONCAT(@@GLOBAL.wsrep_desync, ' ', IS_FREE_LOCK('$BACKUP_LOCK'))") || return 1
-  if [[ $state == '1 1' ]]; then
+  # wsrep_desync reads ON or 1
+  if [[ $state == 'ON 1' || $state == '1 1' ]]; then
     sql "$cnf" <<<'SET GLOBAL wsrep_desync = OFF' || return 1
     log "resynchronized the node: it was desynchronized without a backup holding the lock"
   fi
@@ -59,13 +60,13 @@ main() {
   trap finish EXIT
   trap 'exit 141' PIPE
   trap 'exit 143' TERM INT HUP
-  state=$(sql "$cnf" <<<"SELECT GROUP_CONCAT(VARIABLE_VALUE ORDER BY VARIABLE_NAME SEPARATOR ' ') FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('WSREP_CLUSTER_STATUS', 'WSREP_LOCAL_STATE')") ||
-    die "refusing to send a copy: the server does not answer"
-  [[ $state == 'Primary 4' ]] || die "refusing to send a copy: the node is not a synced member of the primary component (status, state: $state)"
   hold_open "$cnf"
   if ! hold_sql "SELECT GET_LOCK('$BACKUP_LOCK', 0)" || [[ ${HOLD_OUT[0]:-} != 1 ]]; then
     die "refusing to send a copy: another backup is streaming from this node"
   fi
+  state=$(sql "$cnf" <<<"SELECT GROUP_CONCAT(VARIABLE_VALUE ORDER BY VARIABLE_NAME SEPARATOR ' ') FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('WSREP_CLUSTER_STATUS', 'WSREP_LOCAL_STATE')") ||
+    die "refusing to send a copy: the server does not answer"
+  [[ $state == 'Primary 4' ]] || die "refusing to send a copy: the node is not a synced member of the primary component (status, state: $state)"
   # a watcher that outlives this script when it is killed outright: it resynchronizes once the
   # lock is free (its session ends with this script)
   local parent=$$

@@ -572,9 +572,11 @@ mysql_accounts_sql() {
 
 # --- GTID positions and versions of physical copies -------------------------------------------------
 
-# The GTID position a prepared physical copy was taken at. MariaDB: a replica's copy has it in
-# *_slave_info, any copy as the third field of *_binlog_info (10.11 names them xtrabackup_*,
-# 11.1 and later mariadb_backup_*). MySQL: the GTID set of xtrabackup_binlog_info.
+# The position a prepared physical copy was taken at. MariaDB: a replica's copy has its GTID
+# position in *_slave_info, any copy with a binary log as the third field of *_binlog_info (10.11
+# names them xtrabackup_*, 11.1 and later mariadb_backup_*); a Galera node without a binary log
+# has only its cluster position uuid:seqno in *_galera_info. MySQL: the GTID set of
+# xtrabackup_binlog_info.
 copy_gtid() {
   local dir=$1 name
   if [[ $DB_ENGINE == mariadb ]]; then
@@ -586,6 +588,12 @@ copy_gtid() {
     for name in mariadb_backup_binlog_info xtrabackup_binlog_info; do
       if [[ -f $dir/$name ]]; then
         awk -F'\t' 'NR == 1 { print $3 }' "$dir/$name"
+        return 0
+      fi
+    done
+    for name in mariadb_backup_galera_info xtrabackup_galera_info; do
+      if [[ -s $dir/$name ]]; then
+        awk 'NR == 1 { print $1 }' "$dir/$name"
         return 0
       fi
     done

@@ -23,14 +23,14 @@ need_env DB_ENGINE DB_PORT CLUSTER_NAME TOPOLOGY MEMBERS METHOD COMPRESSION SECR
 PAUSED=''
 STAGE=''
 
-# The member's position: MariaDB's GTID position (and, on Galera, the last committed seqno),
-# MySQL's executed GTID set.
+# The member's position: MariaDB's GTID position, MySQL's executed GTID set; on Galera the
+# cluster position uuid:seqno first (what a node without a binary log has).
 position() {
   local cnf=$1
   if [[ $DB_ENGINE == mysql ]]; then
     sql "$cnf" <<<"SELECT REPLACE(@@GLOBAL.gtid_executed, '\n', '')"
   elif [[ $TOPOLOGY == galera ]]; then
-    sql "$cnf" <<<"SELECT CONCAT(@@GLOBAL.gtid_current_pos, ' ', (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_LAST_COMMITTED'))"
+    sql "$cnf" <<<"SELECT CONCAT((SELECT GROUP_CONCAT(VARIABLE_VALUE ORDER BY VARIABLE_NAME DESC SEPARATOR ':') FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('WSREP_LOCAL_STATE_UUID', 'WSREP_LAST_COMMITTED')), ' ', @@GLOBAL.gtid_current_pos)"
   else
     sql "$cnf" <<<"SELECT @@GLOBAL.gtid_current_pos"
   fi
@@ -84,7 +84,7 @@ pause_member() {
     fi
     # desync, cluster status, local state, lock free
     read -r -a state <<<"$state"
-    if [[ ${state[0]} == 1 && ${state[3]} == 1 ]]; then
+    if [[ (${state[0]} == ON || ${state[0]} == 1) && ${state[3]} == 1 ]]; then
       log "$host is still desynchronized by a backup that ended: resynchronizing it"
       sql "$cnf" <<<'SET GLOBAL wsrep_desync = OFF' || return 1
       state[2]=4
@@ -141,7 +141,12 @@ take_logical() {
   [[ $after == "$before" ]] || die "the position of $source moved during the backup ('$before' → '$after'): its data did not stay still, the backup is discarded"
   resume_member || true
   SOURCE=$source
-  GTID=${before%% *}
+  GTID=$before
+  if [[ $TOPOLOGY == galera ]]; then
+    # the GTID position if the node has a binary log, else the cluster position
+    GTID=${before#* }
+    [[ -n $GTID ]] || GTID=${before%% *}
+  fi
 }
 
 take_physical() {

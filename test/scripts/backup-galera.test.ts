@@ -1,0 +1,251 @@
+/**
+ * Backups of a Galera node, against a real single-node Galera cluster (Debian's MariaDB 10.11
+ * and galera-4): backup-galera-send.sh served by socat as a Galera construct's sidecar would, the
+ * backup Job of a BackupSchedule of a stand-in cluster with TOPOLOGY galera (what GaleraCluster
+ * must implement: see IDatabaseCluster), and the guarantee that the node is always resynchronized:
+ * after a complete copy, a broken connection, a killed sender, and at the sidecar's start.
+ */
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Testing } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
+import { Construct } from 'constructs';
+import {
+  BackupMethod, BackupSchedule, BackupScheduleOptions, BackupTarget, ClusterTopology, EngineVersion, IDatabaseCluster, PhysicalBackupStream,
+} from '../../src';
+import { one, synth } from '../util';
+import { freePort, Host, kill, listening, SCRIPTS, waitFor } from './backup-harness';
+import { Job, jobContainers } from './backup-job';
+
+jest.setTimeout(180_000);
+
+/** What GaleraCluster must provide to be backed up: a stand-in with the same contract. */
+class StandInGalera extends Construct implements IDatabaseCluster {
+  public readonly name = 'g';
+  public readonly version = EngineVersion.MARIADB_10_11;
+  public readonly image = 'mariadb:10.11';
+  public readonly port = 3306;
+  public readonly credentials: kplus.ISecret;
+  public readonly writeHost = 'g-client';
+  public readonly topology = ClusterTopology.GALERA;
+  public readonly backupMembers = ['g-2.g', 'g-1.g', 'g-0.g'];
+
+  constructor(scope: Construct, id: string) {
+    super(scope, id);
+    this.credentials = kplus.Secret.fromSecretName(this, 'Credentials', 'g-credentials');
+  }
+
+  public physicalBackupStream(): PhysicalBackupStream {
+    return { port: 3307, toolsImage: this.image };
+  }
+
+  public addBackupSchedule(id: string, options: BackupScheduleOptions): BackupSchedule {
+    return new BackupSchedule(this, id, { ...options, cluster: this });
+  }
+}
+
+describe('backups of a Galera node (single-node cluster)', () => {
+  const host = new Host('backup-galera');
+  const dir = path.join(host.root, 'g-0');
+  const target = path.join(host.root, 'target');
+  const secrets = path.join(host.root, 'credentials');
+  let ip: string;
+  let dbPort: number;
+  let streamPort: number;
+  let server: ChildProcess;
+  let sidecar: ChildProcess | undefined;
+  let physical: Job;
+  let logical: Job;
+  let drill: Job;
+
+  const socket = path.join(dir, 'mysqld.sock');
+  const cnf = path.join(dir, 'my.cnf');
+  const rootCnf = path.join(dir, 'root.cnf');
+
+  function sql(statements: string): string {
+    return execFileSync('mariadb', [`--defaults-extra-file=${rootCnf}`, '--batch', '--skip-column-names'], { input: statements, encoding: 'utf8', stdio: 'pipe' }).trim();
+  }
+
+  /** wsrep_desync (1 or 0), wsrep_local_state and whether the backup lock is free. */
+  function state(): string {
+    return sql("SELECT CONCAT_WS(' ', IF(@@wsrep_desync, 1, 0), (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_LOCAL_STATE'), IS_FREE_LOCK('cdk8s_mysql_backup'))");
+  }
+
+  function sidecarEnv(): NodeJS.ProcessEnv {
+    return { DB_ENGINE: 'mariadb', DB_SOCKET: socket, DB_CNF: cnf, SECRETS_DIR: secrets, TMPDIR: path.join(dir, 'tmp'), PATH: host.bin };
+  }
+
+  /** The sidecar as the Galera construct would run it: socat serving backup-galera-send.sh. */
+  async function startSidecar(): Promise<void> {
+    const resync = await host.run(['/bin/bash', path.join(SCRIPTS, 'backup-galera-send.sh'), '--resync-if-idle'], sidecarEnv());
+    expect(resync.code).toBe(0);
+    const log = fs.openSync(path.join(dir, 'sidecar.log'), 'a');
+    sidecar = host.spawn(['socat', '-U', `TCP-LISTEN:${streamPort},bind=${ip},reuseaddr,fork`, `EXEC:bash ${path.join(SCRIPTS, 'backup-galera-send.sh')}`], sidecarEnv(), ['ignore', log, log]);
+    fs.closeSync(log);
+    await waitFor('the sidecar listens', () => listening(streamPort));
+  }
+
+  /** Records every state seen while `during` runs. */
+  async function watch<T>(during: () => Promise<T>): Promise<{ result: T; seen: Set<string> }> {
+    const seen = new Set<string>();
+    let on = true;
+    const poller = (async () => {
+      while (on) {
+        try {
+          seen.add(state());
+        } catch {
+          // the server is busy
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const result = await during();
+    on = false;
+    await poller;
+    return { result, seen };
+  }
+
+  const clients: ChildProcess[] = [];
+  /** A client that reads the stream slowly (a full pipe keeps the sender in mid-copy). */
+  function slowClient(): ChildProcess {
+    const client = host.spawn(['bash', '-c', `socat -u TCP:${ip}:${streamPort} STDOUT | { sleep 600; cat >/dev/null; }`], { PATH: host.bin }, 'ignore');
+    clients.push(client);
+    return client;
+  }
+
+  beforeAll(async () => {
+    fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+    fs.mkdirSync(secrets);
+    fs.writeFileSync(path.join(secrets, 'root-password'), 'galera "root" pw');
+    ip = host.address('g-0.g');
+    dbPort = await freePort();
+    streamPort = await freePort();
+    const gcommPort = await freePort();
+    fs.writeFileSync(cnf, [
+      '[mysqld]', 'user = root', `datadir = ${dir}/data`, `socket = ${socket}`, `pid_file = ${dir}/mysqld.pid`, `bind_address = ${ip}`, `port = ${dbPort}`,
+      `log_error = ${dir}/error.log`, 'innodb_buffer_pool_size = 32M', 'binlog_format = ROW', 'default_storage_engine = InnoDB', 'innodb_autoinc_lock_mode = 2',
+      'skip_name_resolve = ON', 'wsrep_on = ON', 'wsrep_provider = /usr/lib/galera/libgalera_smm.so', 'wsrep_cluster_name = g', 'wsrep_cluster_address = gcomm://',
+      `wsrep_node_address = ${ip}:${gcommPort}`, `wsrep_provider_options = "gmcast.listen_addr=tcp://${ip}:${gcommPort}"`, '',
+    ].join('\n'));
+    execFileSync('mariadb-install-db', [`--defaults-file=${cnf}`, '--auth-root-authentication-method=normal', '--skip-test-db'], { stdio: 'ignore' });
+    server = spawn('mariadbd', [`--defaults-file=${cnf}`, '--wsrep-new-cluster'], { detached: true, stdio: 'ignore' });
+    fs.writeFileSync(rootCnf, `[client]\nuser=root\nsocket=${socket}\n`);
+    await waitFor('the node is synced', () => {
+      try {
+        return state().split(' ')[1] === '4';
+      } catch {
+        return false;
+      }
+    }, 60_000);
+    // mariadb-install-db's root@<hostname>, 127.0.0.1 and ::1 (a construct's bootstrap drops them)
+    const password = '\'galera "root" pw\'';
+    sql([
+      "DROP USER IF EXISTS 'root'@'127.0.0.1', 'root'@'::1';",
+      "EXECUTE IMMEDIATE CONCAT('DROP USER IF EXISTS ''root''@''', @@hostname, '''');",
+      `ALTER USER 'root'@'localhost' IDENTIFIED BY ${password};`,
+      `CREATE USER 'root'@'%' IDENTIFIED BY ${password};`,
+      "GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;",
+    ].join('\n'));
+    fs.writeFileSync(rootCnf, `[client]\nuser=root\npassword="galera \\"root\\" pw"\nsocket=${socket}\n`);
+    sql(`CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64)); USE app;
+      INSERT INTO app.t SELECT seq, CONCAT('row ', seq) FROM seq_1_to_3000;`);
+
+    const chart = Testing.chart();
+    const galera = new StandInGalera(chart, 'g');
+    const claim = kplus.PersistentVolumeClaim.fromClaimName(chart, 'Claim', 'backups');
+    galera.addBackupSchedule('Physical', { target: BackupTarget.persistentVolumeClaim(claim), restoreDrill: {} });
+    galera.addBackupSchedule('Logical', { target: BackupTarget.persistentVolumeClaim(claim), method: BackupMethod.LOGICAL });
+    const manifests = synth(chart);
+    const spec = { name: 'g', env: {}, config: {}, secrets, dbPort, seedPort: streamPort };
+    const overrides = { TARGET_DIR: path.join(target, 'g') };
+    physical = new Job(host, spec, jobContainers(one(manifests, 'CronJob', 'g-physical')), overrides);
+    logical = new Job(host, spec, jobContainers(one(manifests, 'CronJob', 'g-logical')), overrides);
+    drill = new Job(host, spec, jobContainers(one(manifests, 'CronJob', 'g-physical-drill')), overrides);
+    expect(physical.containers[0].env).toMatchObject({ TOPOLOGY: 'galera', MEMBERS: 'g-2.g g-1.g g-0.g', STREAM_PORT: '3307' });
+    await startSidecar();
+  });
+
+  afterAll(async () => {
+    clients.forEach((c) => kill(c, 'SIGKILL'));
+    if (sidecar) kill(sidecar, 'SIGKILL');
+    if (server && server.exitCode === null) {
+      const exited = new Promise((r) => server.once('exit', r));
+      kill(server, 'SIGTERM');
+      const timer = setTimeout(() => kill(server, 'SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    host.remove();
+  }, 60_000);
+
+  test('a physical backup: the node is desynchronized while it streams and synced again after; the copy is complete and checked', async () => {
+    const { result: run, seen } = await watch(() => physical.run());
+    expect(run.log).toMatch(/receiving a physical copy from g-0\.g/);
+    expect(run.succeeded).toBe(true);
+    expect(seen).toContain('1 2 0'); // desynchronized (state 2: Donor/Desynced), lock held
+    expect(state()).toEqual('0 4 1');
+    const name = fs.readdirSync(path.join(target, 'g')).find((n) => n.endsWith('-physical'))!;
+    const m = JSON.parse(fs.readFileSync(path.join(target, 'g', name, 'manifest.json'), 'utf8'));
+    // without a binary log, the position is the cluster's uuid:seqno
+    expect(m.gtid).toMatch(/^[0-9a-f-]{36}:\d+$/);
+    expect(m.tables).toEqual([{ schema: 'app', table: 't', rows: 3000, checksum: Number(sql('CHECKSUM TABLE app.t EXTENDED').split('\t')[1]) }]);
+    expect(fs.readFileSync(path.join(dir, 'sidecar.log'), 'utf8')).toMatch(/desynchronized the node; sending a physical copy[\s\S]*sent a complete copy[\s\S]*resynchronized the node/);
+    const drilled = await drill.run();
+    expect(drilled.log).toMatch(/restore drill passed/);
+  });
+
+  test('a broken connection: the sender stops and the node is synced again', async () => {
+    const client = slowClient();
+    await waitFor('the node is desynchronized', () => state() === '1 2 0', 30_000);
+    kill(client, 'SIGKILL');
+    await waitFor('the node is synced again and the lock free', () => state() === '0 4 1', 60_000);
+    expect(execFileSync('bash', ['-c', `pgrep -af '[m]ariadb-backup.*${dir}' || true`], { encoding: 'utf8' }).trim()).toEqual('');
+  });
+
+  test('while one copy streams, a second connection gets nothing; a sender killed outright is cleaned up by its watcher', async () => {
+    const client = slowClient();
+    await waitFor('the node is desynchronized', () => state() === '1 2 0', 30_000);
+    const second = execFileSync('bash', ['-c', `socat -u TCP:${ip}:${streamPort} STDOUT | wc -c`], { encoding: 'utf8', env: { PATH: host.bin } }).trim();
+    expect(second).toEqual('0');
+    expect(fs.readFileSync(path.join(dir, 'sidecar.log'), 'utf8')).toMatch(/refusing to send a copy: another backup is streaming from this node/);
+    expect(state()).toEqual('1 2 0');
+    // SIGKILL the sender itself (no trap runs); its copy dies with the connection
+    const sender = execFileSync('bash', ['-c', `pgrep -f '^bash ${path.join(SCRIPTS, 'backup-galera-send.sh')}$' | head -n 1`], { encoding: 'utf8' }).trim();
+    expect(sender).toMatch(/^\d+$/);
+    process.kill(Number(sender), 'SIGKILL');
+    kill(client, 'SIGKILL');
+    await waitFor('the watcher resynchronizes the node', () => state() === '0 4 1', 60_000);
+  });
+
+  test('the sidecar\'s start undoes a desync that no backup holds, and leaves one that a backup holds', async () => {
+    sql('SET GLOBAL wsrep_desync = ON');
+    const resync = await host.run(['/bin/bash', path.join(SCRIPTS, 'backup-galera-send.sh'), '--resync-if-idle'], sidecarEnv());
+    expect(resync.stderr).toMatch(/resynchronized the node: it was desynchronized without a backup holding the lock/);
+    expect(state()).toEqual('0 4 1');
+    const session = spawn('mariadb', [`--defaults-extra-file=${rootCnf}`, '--batch'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    session.stdin!.write("SELECT GET_LOCK('cdk8s_mysql_backup', 0); SET GLOBAL wsrep_desync = ON;\n");
+    await waitFor('desynchronized by the session', () => state().startsWith('1 2'), 10_000);
+    const held = await host.run(['/bin/bash', path.join(SCRIPTS, 'backup-galera-send.sh'), '--resync-if-idle'], sidecarEnv());
+    expect(held.code).toBe(0);
+    expect(state()).toEqual('1 2 0');
+    session.stdin!.end('SET GLOBAL wsrep_desync = OFF;\n');
+    await waitFor('synced', () => state() === '0 4 1', 10_000);
+  });
+
+  test('a logical backup desynchronizes and read-locks the node for its duration, resyncs a stale desync first, and resumes it', async () => {
+    sql('SET GLOBAL wsrep_desync = ON'); // left behind by a backup that died
+    const { result: run, seen } = await watch(() => logical.run());
+    expect(run.log).toMatch(/g-2\.g does not answer/);
+    expect(run.log).toMatch(/g-0\.g is still desynchronized by a backup that ended: resynchronizing it/);
+    expect(run.log).toMatch(/desynchronized and read-locked g-0\.g/);
+    expect(run.succeeded).toBe(true);
+    expect(seen).toContain('1 2 0');
+    expect(state()).toEqual('0 4 1');
+    const name = fs.readdirSync(path.join(target, 'g')).find((n) => n.endsWith('-logical'))!;
+    const m = JSON.parse(fs.readFileSync(path.join(target, 'g', name, 'manifest.json'), 'utf8'));
+    expect(m.gtid).toMatch(/^[0-9a-f-]{36}:\d+$/);
+    expect(m.tables[0]).toMatchObject({ schema: 'app', table: 't', rows: 3000 });
+    sql('INSERT INTO app.t VALUES (-1, "after")'); // writes go on
+  });
+});
