@@ -10,13 +10,17 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/replication-lib.sh"
 require_env "${CLUSTER_ENV[@]}" SEED_PORT
 
+WORK=''
+
 main() {
   local reason work cnf password options=()
   if ! reason=$(local_healthy); then
     die "refusing to send a copy: this server is not healthy ($reason)"
   fi
   work=$(mktemp -d "${TMPDIR:-/tmp}/cdk8s-mysql-send.XXXXXX")
-  trap 'rm -rf "$work"' EXIT
+  # a global: the trap runs after main has returned
+  WORK=$work
+  trap 'rm -rf "$WORK"' EXIT
   # xtrabackup reads the server's options (datadir, …) and its login from one option file
   cnf="$work/xtrabackup.cnf"
   password=$(read_secret root-password)
