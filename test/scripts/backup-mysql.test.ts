@@ -76,7 +76,8 @@ describe('the MySQL paths of the backup scripts, against stand-ins', () => {
     state = path.join(dir, 'state');
     bin = path.join(dir, 'bin');
     for (const d of [state, bin, path.join(dir, 'run'), path.join(dir, 'tmp'), path.join(dir, 'secrets'), path.join(dir, 'conf')]) fs.mkdirSync(d);
-    for (const [name, text] of Object.entries({ mysql: FAKE_MYSQL, mysqldump: FAKE_MYSQLDUMP, xtrabackup: FAKE_XTRABACKUP, xbstream: FAKE_XBSTREAM })) {
+    const fakes = { mysql: FAKE_MYSQL, mysqldump: FAKE_MYSQLDUMP, xtrabackup: FAKE_XTRABACKUP, xbstream: FAKE_XBSTREAM };
+    for (const [name, text] of Object.entries(fakes)) {
       fs.writeFileSync(path.join(bin, name), text, { mode: 0o755 });
     }
     for (const tool of ['bash', 'cat', 'tr', 'sed', 'awk', 'grep', 'mktemp', 'rm', 'mkdir', 'mv', 'cp', 'date', 'basename', 'dirname', 'printf', 'sync', 'head', 'tail', 'od']) {
