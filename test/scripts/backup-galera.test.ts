@@ -1,9 +1,10 @@
 /**
  * Backups of a Galera node, against a real single-node Galera cluster (Debian's MariaDB 10.11
- * and galera-4): backup-galera-send.sh served by socat as a Galera construct's sidecar would, the
- * backup Job of a BackupSchedule of a stand-in cluster with TOPOLOGY galera (what GaleraCluster
- * must implement: see IDatabaseCluster), and the guarantee that the node is always resynchronized:
- * after a complete copy, a broken connection, a killed sender, and at the sidecar's start.
+ * and galera-4): backup-galera-donor.sh (socat serving backup-galera-send.sh) run as a Galera
+ * construct's sidecar would run it, the backup Jobs of BackupSchedules of a stand-in cluster with
+ * TOPOLOGY galera (what GaleraCluster must implement: see IDatabaseCluster), and the guarantee
+ * that the node is always resynchronized: after a complete copy, a broken connection, a killed
+ * sender, and at the sidecar's start.
  */
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -76,14 +77,15 @@ describe('backups of a Galera node (single-node cluster)', () => {
     return { DB_ENGINE: 'mariadb', DB_SOCKET: socket, DB_CNF: cnf, SECRETS_DIR: secrets, TMPDIR: path.join(dir, 'tmp'), PATH: host.bin };
   }
 
-  /** The sidecar as the Galera construct would run it: socat serving backup-galera-send.sh. */
+  /** The sidecar as the Galera construct would run it: backup-galera-donor.sh. */
   async function startSidecar(): Promise<void> {
-    const resync = await host.run(['/bin/bash', path.join(SCRIPTS, 'backup-galera-send.sh'), '--resync-if-idle'], sidecarEnv());
-    expect(resync.code).toBe(0);
+    sql('SET GLOBAL wsrep_desync = ON'); // left behind by a sender killed with its container
     const log = fs.openSync(path.join(dir, 'sidecar.log'), 'a');
-    sidecar = host.spawn(['socat', '-U', `TCP-LISTEN:${streamPort},bind=${ip},reuseaddr,fork`, `EXEC:bash ${path.join(SCRIPTS, 'backup-galera-send.sh')}`], sidecarEnv(), ['ignore', log, log]);
+    sidecar = host.spawn(['/bin/bash', path.join(SCRIPTS, 'backup-galera-donor.sh')], { ...sidecarEnv(), STREAM_PORT: `${streamPort}` }, ['ignore', log, log]);
     fs.closeSync(log);
     await waitFor('the sidecar listens', () => listening(streamPort));
+    expect(fs.readFileSync(path.join(dir, 'sidecar.log'), 'utf8')).toMatch(/resynchronized the node: it was desynchronized without a backup holding the lock/);
+    expect(state()).toEqual('0 4 1');
   }
 
   /** Records every state seen while `during` runs. */
