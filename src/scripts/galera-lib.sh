@@ -75,36 +75,57 @@ local_position() {
   printf '%s %s %s' "$uuid" "$seqno" "${safe:-0}"
 }
 
+# An ungraceful stop can leave an empty or truncated gvwstate.dat, with which Galera refuses to
+# start ("invalid UUID"); without it the node joins or re-forms the normal way.
+discard_unusable_gvwstate() {
+  local file="$DATADIR/gvwstate.dat"
+  if [[ -f $file ]] && ! { grep -qE '^my_uuid: *[0-9a-f-]{36}$' "$file" && grep -q '^#vwend' "$file"; }; then
+    log "removing an unusable gvwstate.dat (left by an ungraceful stop)"
+    rm -f "$file"
+  fi
+}
+
 # True when this node holds data of some cluster (a position with a non-zero UUID).
 has_data() {
   [[ $1 != "$ZERO_UUID" ]]
 }
 
-# Asks the local server for its Galera state; prints a state line (primary / non-primary) or
-# fails when the server does not answer.
+# Asks the local server for its Galera state; prints a state line (primary / non-primary, or
+# disconnected when its provider is closed: it left the cluster for good and needs a restart)
+# or fails when the server does not answer.
 server_state() {
-  local out status uuid seqno
+  local out status uuid seqno connected
   out=$(timeout 5 "$(db_client)" --defaults-extra-file="$STATE_DIR/client.cnf" --connect-timeout=2 \
     --batch --skip-column-names -e "SHOW GLOBAL STATUS WHERE Variable_name IN \
-      ('wsrep_cluster_status', 'wsrep_cluster_state_uuid', 'wsrep_last_committed')" 2>/dev/null) || return 1
+      ('wsrep_cluster_status', 'wsrep_cluster_state_uuid', 'wsrep_last_committed', 'wsrep_connected')" 2>/dev/null) || return 1
   status=$(awk '$1 == "wsrep_cluster_status" { print $2 }' <<<"$out")
   uuid=$(awk '$1 == "wsrep_cluster_state_uuid" { print $2 }' <<<"$out")
   seqno=$(awk '$1 == "wsrep_last_committed" { print $2 }' <<<"$out")
+  connected=$(awk '$1 == "wsrep_connected" { print $2 }' <<<"$out")
   [[ -n $status && -n $uuid && -n $seqno ]] || return 1
-  if [[ $status == Primary ]]; then
+  if [[ $connected == OFF ]]; then
+    printf 'disconnected %s %s -\n' "$uuid" "$seqno"
+  elif [[ $status == Primary ]]; then
     printf 'primary %s %s -\n' "$uuid" "$seqno"
   else
     printf 'non-primary %s %s -\n' "$uuid" "$seqno"
   fi
 }
 
-# This node's state line, as published to its peers.
+# This node's state line, as published to its peers. A disconnected server is about to be
+# restarted by galera-start.sh: it counts as starting, so that nobody decides without it.
 status_line() {
-  local phase uuid seqno safe
+  local phase uuid seqno safe state
   read -r phase uuid seqno safe <"$STATE_DIR/state" 2>/dev/null || phase=recovering
   case $phase in
     waiting) printf 'waiting %s %s %s\n' "$uuid" "$seqno" "$safe" ;;
-    started) server_state || printf 'starting - - -\n' ;;
+    started)
+      if state=$(server_state) && [[ $state != disconnected* ]]; then
+        printf '%s\n' "$state"
+      else
+        printf 'starting - - -\n'
+      fi
+      ;;
     *) printf 'recovering - - -\n' ;;
   esac
 }

@@ -132,9 +132,10 @@ gvwstate_signature() {
   printf '%s' "${view:-none}"
 }
 
-# A re-form (step 3) is tried once per gvwstate.dat.
+# A re-form (step 3) needs data and a saved view, and is tried once per saved view.
 reform_allowed() {
-  [[ -f $DATADIR/gvwstate.dat ]] && [[ $(gvwstate_signature) != "$(cat "$STATE_DIR/reform-tried" 2>/dev/null || true)" ]]
+  has_data "$UUID" && [[ -f $DATADIR/gvwstate.dat ]] &&
+    [[ $(gvwstate_signature) != "$(cat "$STATE_DIR/reform-tried" 2>/dev/null || true)" ]]
 }
 
 server_answers() {
@@ -226,6 +227,14 @@ init_new_cluster() {
   log "creating the root and SST users"
   out=$(bootstrap_sql | mariadbd --defaults-file="$STATE_DIR/my.cnf" --bootstrap --wsrep-on=OFF \
     --skip-networking --skip-log-error 2>&1) || {
+    # an error message may quote the statement: never print the passwords
+    local secret quoted
+    for secret in "$(read_secret root-password)" "$(read_secret sst-password)"; do
+      quoted=$(sql_quote "$secret")
+      quoted=${quoted:1:${#quoted}-2}
+      out=${out//"$secret"/<password>}
+      out=${out//"$quoted"/<password>}
+    done
     printf '%s\n' "$out" | grep -v '\[Note\]' >&2
     die "creating the users failed"
   }
@@ -239,11 +248,20 @@ set_safe_to_bootstrap() {
   fi
 }
 
+# Kills a server that is not (yet) a member of any Primary Component, so it has changed no data,
+# and exits: the container's restart decides again.
+abandon_start() {
+  log "$1; stopping it (it has changed no data) to decide again"
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  exit 1
+}
+
 # Runs mariadbd in the background and watches it until it exits; exits with its status.
 run_server() {
   local mode=$1
   shift
-  local before started joined=0 next_watch=0 rc
+  local before started joined=0 next_watch=0 lost=0 rc
   before=$(gvwstate_signature)
   started=$SECONDS
   set_state started
@@ -252,16 +270,27 @@ run_server() {
   SERVER_PID=$!
   while kill -0 "$SERVER_PID" 2>/dev/null; do
     if ((STOPPING)); then
-      :
+      if ((RESTART_DEADLINE > 0 && SECONDS > RESTART_DEADLINE)); then
+        log "mariadbd did not stop within 60s; killing it"
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        RESTART_DEADLINE=0
+      fi
     elif ((!joined)); then
       if [[ $mode == bootstrap ]] || server_answers || [[ $(gvwstate_signature) != "$before" ]] || [[ -e $DATADIR/sst_in_progress ]]; then
         joined=1
         log "this node is a member of a Primary Component"
       elif ((SECONDS - started > JOIN_TIMEOUT)); then
-        log "the server did not become a member of a Primary Component within ${JOIN_TIMEOUT}s; stopping it (it has changed no data) to decide again"
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        exit 1
+        abandon_start "the server did not become a member of a Primary Component within ${JOIN_TIMEOUT}s"
+      elif [[ $mode == join ]] && ((SECONDS >= next_watch)); then
+        # the Primary Component this node set out to join may be gone (e.g. its last member lost
+        # quorum): then waiting for it is pointless
+        next_watch=$((SECONDS + 5))
+        if [[ $(decide "$ORDINAL" <<<"$(poll_all 'starting - - -')") == join* ]]; then
+          lost=0
+        else
+          lost=$((lost + 1))
+          ((lost < 2)) || abandon_start "no peer runs in a Primary Component any more"
+        fi
       fi
     elif ((SECONDS >= next_watch)); then
       next_watch=$((SECONDS + 5))
@@ -271,16 +300,44 @@ run_server() {
   done
   wait "$SERVER_PID" && rc=0 || rc=$?
   log "mariadbd exited with status $rc"
+  if ((SELF_RESTART)); then
+    exit 1
+  fi
   exit "$rc"
 }
 
-# A running server outside any Primary Component, while every peer is stopped and this node
-# holds the most advanced position, makes its component Primary (step 4 for a running node).
+# Watches a running server (every 5 s):
+#  - outside any Primary Component, while every peer is stopped and this node holds the most
+#    advanced position, it makes its component Primary (step 4 for a running node);
+#  - disconnected from the cluster for good (wsrep_connected OFF, e.g. after a failed IST, which
+#    Galera answers with "node restart required"), it is restarted: the container exits and its
+#    restart decides again.
 NP_LAST=''
 NP_STABLE=0
+DISCONNECTED=0
+RESTART_DEADLINE=0
+SELF_RESTART=0
 watch_primary() {
   local own answers decision
-  if ! own=$(server_state) || [[ $own != non-primary* ]]; then
+  if ! own=$(server_state); then
+    DISCONNECTED=0
+    NP_LAST=''
+    NP_STABLE=0
+    return
+  fi
+  if [[ $own == disconnected* ]]; then
+    DISCONNECTED=$((DISCONNECTED + 1))
+    if ((DISCONNECTED >= CONFIRMATIONS)); then
+      log "the server is disconnected from the cluster (wsrep_connected OFF) and cannot rejoin by itself: restarting it"
+      STOPPING=1
+      SELF_RESTART=1
+      RESTART_DEADLINE=$((SECONDS + 60))
+      kill -TERM "$SERVER_PID" 2>/dev/null || true
+    fi
+    return
+  fi
+  DISCONNECTED=0
+  if [[ $own != non-primary* ]]; then
     NP_LAST=''
     NP_STABLE=0
     return
@@ -318,6 +375,7 @@ main() {
   write_client_cnf "$STATE_DIR/client.cnf" root root-password
   start_status_server
 
+  discard_unusable_gvwstate
   local position
   position=$(local_position)
   read -r UUID SEQNO SAFE <<<"$position"

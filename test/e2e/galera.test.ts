@@ -3,6 +3,9 @@
  * MariaDB 10.11 and Galera 4 standing in for the mariadb image. Every assertion is on data or on
  * the servers' own status. One cluster goes through the scenarios in order.
  */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { Chart, Duration, Testing } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-27';
 import { PodRunner } from './runner';
@@ -28,7 +31,7 @@ function chart(props: GaleraClusterProps = {}): Chart {
     // the image the construct defaults to; the runner stands in Debian's 10.11 for it
     version: EngineVersion.MARIADB_11_4,
     sstMethod: SstMethod.MARIABACKUP,
-    primaryComponentTimeout: Duration.seconds(20),
+    primaryComponentTimeout: Duration.seconds(30),
     // small data, small caches: this is a test of the logic, not of throughput
     serverOptions: { innodb_buffer_pool_size: '64M', innodb_log_file_size: '16M', wsrep_provider_options: 'gcache.size=32M' },
     ...props,
@@ -100,6 +103,22 @@ beforeAll(async () => {
   rt = await PodRunner.start({ name: 'galera-e2e', restartBackoff: { initialMs: 1_000, maxMs: 5_000 } });
 });
 
+/** The pods' logs after each test (current and previous containers), kept for post-mortems. */
+const LOG_DIR = path.join(os.tmpdir(), 'galera-e2e-logs');
+let testNumber = 0;
+afterEach(() => {
+  testNumber++;
+  fs.mkdirSync(LOG_DIR, { recursive: true });
+  for (const pod of rt.podNames()) {
+    fs.writeFileSync(path.join(LOG_DIR, `${testNumber}-${pod}.log`), rt.logs(pod, CONTAINER));
+    try {
+      fs.writeFileSync(path.join(LOG_DIR, `${testNumber}-${pod}.previous.log`), rt.logs(pod, CONTAINER, { previous: true }));
+    } catch {
+      // no previous container
+    }
+  }
+});
+
 afterAll(async () => {
   await rt?.stop();
 });
@@ -131,11 +150,11 @@ test('a write on each node is read on the others', async () => {
 });
 
 test('kill -9 of one node under a write load: the others keep writing, and it rejoins by IST, not SST', async () => {
-  const load = Promise.all([writeFor('galera-0', 'load-a', 25), writeFor('galera-2', 'load-b', 25)]);
+  const load = Promise.all([writeFor('galera-0', 'load-a', 20), writeFor('galera-2', 'load-b', 20)]);
   await sleep(3_000);
   const killedAt = Date.now();
   await rt.killContainer('galera-1', CONTAINER);
-  await rt.waitFor('galera-1 to restart and be ready', () => rt.restartCount('galera-1', CONTAINER) === 1 && rt.isReady('galera-1'), 120_000, ['galera-1']);
+  await rt.waitFor('galera-1 to restart and be ready', () => rt.restartCount('galera-1', CONTAINER) >= 1 && rt.isReady('galera-1'), 120_000, ['galera-1']);
   console.log(`galera-1 ready again ${(Date.now() - killedAt) / 1000} s after kill -9`);
   const written = (await load).flat();
   acknowledged.push(...written);
@@ -152,20 +171,38 @@ test('kill -9 of one node under a write load: the others keep writing, and it re
   expect(await expectCluster(PODS, 3)).toEqual(clusterUuid);
 });
 
+function previousLog(pod: string): string {
+  try {
+    return rt.logs(pod, CONTAINER, { previous: true });
+  } catch {
+    return '';
+  }
+}
+
 /** The galera-start.sh lines of a pod's current container, for failure messages and timings. */
 function startLog(pod: string): string {
   return rt.logs(pod, CONTAINER).split('\n').filter((l) => l.includes('galera-start.sh')).join('\n');
 }
 
-async function expectRecovered(what: string, since: number): Promise<void> {
+/**
+ * Waits for the 3 nodes, then checks: the same cluster (not a new one), full state transfers only
+ * to the pods named, and every acknowledged write on every node.
+ */
+async function expectRecovered(what: string, since: number, sstTo: readonly string[] = []): Promise<void> {
   await rt.waitForStatefulSetReady(NAME, 3, 300_000);
   console.log(`${what}: all 3 ready ${(Date.now() - since) / 1000} s later\n${PODS.map((p) => `--- ${p}\n${startLog(p)}`).join('\n')}`);
-  // the same cluster, not a new one, and no full state transfer was needed
   expect(await expectCluster(PODS, 3)).toEqual(clusterUuid);
-  for (const pod of PODS) {
-    expect(rt.logs(pod, CONTAINER)).not.toMatch(/SST completed on joiner/);
-  }
+  // a full SST went to the pods named only (in their current container, or in the previous one
+  // when Galera asked for a restart after it: "IST didn't contain all write sets")
+  const sst = (log: string) => /SST completed on joiner/.test(log);
+  expect(PODS.filter((pod) => sst(rt.logs(pod, CONTAINER)) || (sstTo.includes(pod) && sst(previousLog(pod))))).toEqual(sstTo);
   await expectOnAll(PODS, acknowledged);
+}
+
+/** Deletes a node's data while its server runs: the next container starts on an empty volume, as on a new PVC. */
+async function loseVolume(pod: string): Promise<void> {
+  const r = await rt.exec(pod, CONTAINER, ['bash', '-c', 'rm -rf /var/lib/mysql/* /var/lib/mysql/.[!.]* && ls -A /var/lib/mysql | wc -l']);
+  expect(r.code).toBe(0);
 }
 
 test('kill -9 of all three nodes: the cluster re-forms by itself with every acknowledged write', async () => {
@@ -194,7 +231,7 @@ test('all pods deleted gracefully: they agree on one node, it bootstraps, the ot
 test('a node cut off from the others stops being ready; the other two keep writing; it catches up when healed', async () => {
   await rt.partition('galera-2');
   const cutAt = Date.now();
-  const load = writeFor('galera-0', 'during-partition', 25);
+  const load = writeFor('galera-0', 'during-partition', 20);
   await rt.waitFor('galera-2 to stop being ready', () => !rt.isReady('galera-2'), 60_000, ['galera-2']);
   console.log(`galera-2 not ready ${(Date.now() - cutAt) / 1000} s after the cut`);
   expect((await status('galera-2')).wsrep_cluster_status).toEqual('non-Primary');
@@ -210,6 +247,40 @@ test('a node cut off from the others stops being ready; the other two keep writi
   console.log(`galera-2 ready ${(Date.now() - healedAt) / 1000} s after the heal`);
   // it stayed up and rejoined by itself: no restart
   expect(rt.restartCount('galera-2', CONTAINER)).toBe(0);
+  await expectOnAll(PODS, acknowledged);
+  expect(await expectCluster(PODS, 3)).toEqual(clusterUuid);
+});
+
+test('every node crashes and one of them lost its volume: the others still agree and re-form, it gets a full SST', async () => {
+  acknowledged.push(...await writeFor('galera-1', 'before-volume-loss', 2));
+  await loseVolume('galera-2');
+  const killedAt = Date.now();
+  await Promise.all(PODS.map((pod) => rt.killContainer(pod, CONTAINER)));
+  await expectRecovered('kill -9 of all, galera-2 without its volume', killedAt, ['galera-2']);
+  expect(startLog('galera-2')).toMatch(/this node has no data of a cluster yet/);
+});
+
+test('two nodes crash with their volumes lost: the survivor, alone outside a Primary Component, makes itself Primary', async () => {
+  acknowledged.push(...await writeFor('galera-0', 'before-double-loss', 2));
+  const survivorRestarts = rt.restartCount('galera-0', CONTAINER);
+  await Promise.all(['galera-1', 'galera-2'].map((pod) => loseVolume(pod)));
+  const killedAt = Date.now();
+  await Promise.all(['galera-1', 'galera-2'].map((pod) => rt.killContainer(pod, CONTAINER)));
+  await expectRecovered('kill -9 of two nodes without their volumes', killedAt, ['galera-1', 'galera-2']);
+  // the survivor kept running: it was not restarted, it made its component Primary
+  expect(rt.restartCount('galera-0', CONTAINER)).toBe(survivorRestarts);
+  expect(startLog('galera-0')).toMatch(/making its component Primary \(pc\.bootstrap\)/);
+});
+
+test('a server that left the cluster for good (its Galera provider closed) is restarted and rejoins', async () => {
+  const restarts = rt.restartCount('galera-2', CONTAINER);
+  await sql('galera-2', "SET GLOBAL wsrep_cluster_address = ''");
+  expect((await status('galera-2')).wsrep_cluster_status).toEqual('Disconnected');
+  acknowledged.push(...await writeFor('galera-0', 'while-disconnected', 3));
+  const leftAt = Date.now();
+  await rt.waitFor('galera-2 to be restarted and ready', () => rt.restartCount('galera-2', CONTAINER) > restarts && rt.isReady('galera-2'), 180_000, ['galera-2']);
+  console.log(`galera-2 ready ${(Date.now() - leftAt) / 1000} s after it left`);
+  expect(rt.logs('galera-2', CONTAINER, { previous: true })).toMatch(/disconnected from the cluster \(wsrep_connected OFF\) and cannot rejoin by itself: restarting it/);
   await expectOnAll(PODS, acknowledged);
   expect(await expectCluster(PODS, 3)).toEqual(clusterUuid);
 });

@@ -249,6 +249,19 @@ describe('local_position: a node\'s own last committed position, from a real Gal
     }
   });
 
+  test('an empty or truncated gvwstate.dat is removed; a complete one is kept', () => {
+    const file = path.join(datadir, 'gvwstate.dat');
+    const complete = `my_uuid: ${UUID}\n#vwbeg\nview_id: 3 ${UUID} 7\nbootstrap: 0\nmember: ${UUID} 0\n#vwend\n`;
+    for (const [text, kept] of [['', false], [`my_uuid: ${UUID}\n#vwbeg\n`, false], [complete, true]] as const) {
+      fs.writeFileSync(file, text);
+      const r = bash('discard_unusable_gvwstate', env);
+      expect(r.status).toBe(0);
+      expect(fs.existsSync(file)).toBe(kept);
+      expect(r.stderr.includes('removing an unusable gvwstate.dat')).toBe(!kept);
+    }
+    fs.rmSync(file, { force: true });
+  });
+
   test('a data directory that InnoDB cannot open stops the start script with its log, rather than guessing', () => {
     const file = path.join(datadir, 'ibdata1');
     const saved = fs.readFileSync(file);
