@@ -113,7 +113,9 @@ export interface MySqlReplicationClusterProps {
 
   /**
    * How far a replica may lag behind the primary (`Seconds_Behind_Source`) and still be ready,
-   * that is, receive reads from the read Service.
+   * that is, receive reads from the read Service. While a replica cannot reach the primary (its
+   * pod restarts, or is out of reach) but has applied everything it received, it stays ready until
+   * that data is `maxLag` old, so reads go on from the replicas while the primary is away for less.
    *
    * @default Duration.seconds(30)
    */

@@ -237,7 +237,8 @@ primary_healthy() {
   fi
 }
 
-# True when this pod's server does its role's job: the readiness probe, and a donor's check of itself.
+# True when this pod's server does its role's job: a donor's check of itself (and, with the
+# allowance of local_ready, the readiness probe).
 local_healthy() {
   local ordinal
   ordinal=$(pod_ordinal)
@@ -245,6 +246,62 @@ local_healthy() {
     primary_healthy "$(root_cnf)"
   else
     replica_healthy "$(root_cnf)"
+  fi
+}
+
+# When this replica last held everything the primary had written (epoch seconds): written by the
+# readiness probe while both threads run (the time minus the lag). In RUN_DIR: a new pod starts
+# without it.
+fresh_mark() { printf '%s/replica-fresh-as-of' "${RUN_DIR:?RUN_DIR is not set}"; }
+
+# True when the SQL thread has applied everything the IO thread received: replica_applied STATUS
+replica_applied() {
+  local status=$1
+  [[ $(status_field "$status" Relay_Source_Log_File Relay_Master_Log_File) == "$(status_field "$status" Source_Log_File Master_Log_File)" &&
+    $(status_field "$status" Exec_Source_Log_Pos Exec_Master_Log_Pos) == "$(status_field "$status" Read_Source_Log_Pos Read_Master_Log_Pos)" ]]
+}
+
+# The readiness of a replica: replica_healthy, with one allowance. While the IO thread only
+# reconnects (the primary restarts or is out of reach), a replica that has applied everything it
+# received holds the primary's data as of its fresh mark: it stays ready until that is
+# MAX_LAG_SECONDS old, as a lagging replica would, so that the read Service keeps the replicas
+# while the primary is away for less than maxLag. Prints why not (or, when ready by the
+# allowance, why). replica_ready CNF
+replica_ready() {
+  local cnf=$1 status io sql_thread lag fresh age now
+  now=$(date +%s)
+  status=$(replica_status "$cnf") || status=''
+  io=$(status_field "$status" Replica_IO_Running Slave_IO_Running)
+  sql_thread=$(status_field "$status" Replica_SQL_Running Slave_SQL_Running)
+  if [[ $io == Connecting && $sql_thread == Yes && -s $(fresh_mark) ]] && replica_applied "$status"; then
+    fresh=$(<"$(fresh_mark)")
+    age=$((now - fresh))
+    if ((age > ${MAX_LAG_SECONDS:?MAX_LAG_SECONDS is not set})); then
+      echo "the IO thread reconnects to the primary ($(status_field "$status" Last_IO_Error)) and the data is ${age}s old (at most ${MAX_LAG_SECONDS}s allowed)"
+      return 1
+    fi
+    if [[ $(read_only_state "$cnf") != 1 ]]; then
+      echo "it is not read-only"
+      return 1
+    fi
+    echo "the IO thread reconnects to the primary; every transaction received is applied, the data is ${age}s old"
+    return 0
+  fi
+  replica_healthy "$cnf" || return 1
+  lag=$(status_field "$status" Seconds_Behind_Source Seconds_Behind_Master)
+  if [[ $io == Yes && $lag =~ ^[0-9]+$ ]]; then
+    atomic_write "$(fresh_mark)" "$((now - lag))"
+  fi
+}
+
+# The readiness probe: local_healthy, with the allowance of replica_ready for a replica.
+local_ready() {
+  local ordinal
+  ordinal=$(pod_ordinal)
+  if [[ $(role_of "$ordinal") == primary ]]; then
+    primary_healthy "$(root_cnf)"
+  else
+    replica_ready "$(root_cnf)"
   fi
 }
 
@@ -284,7 +341,8 @@ receive_seed() {
   rm -rf "$stage"
   mkdir -p "$stage"
   log "receiving a physical copy from $host:$port"
-  if ! socat -u -T 900 "TCP:$host:$port,connect-timeout=10" STDOUT | mbstream -x -C "$stage"; then
+  # -b 1 MiB, as the donor sends (socat moves 8 KiB at a time by default)
+  if ! socat -b 1048576 -u -T 900 "TCP:$host:$port,connect-timeout=10" STDOUT | mbstream -x -C "$stage"; then
     log "the copy from $host:$port failed: the connection or the extraction broke"
     return 1
   fi

@@ -608,6 +608,35 @@ configure_replication`;
       await expectInSync(p);
     });
 
+    test('a replica whose IO thread reconnects to the primary stays ready until the data it applied is MAX_LAG_SECONDS old', async () => {
+      const p = pods.find((x) => x.hostname === 'rt-6')!;
+      await expectInSync(p);
+      // both threads run: the probe notes how fresh the data is
+      expect((await ready(p)).stdout).toEqual('ready\n');
+      const mark = path.join(p.run, 'replica-fresh-as-of');
+      expect(Math.abs(Number(fs.readFileSync(mark, 'utf8')) - Date.now() / 1000)).toBeLessThan(10);
+      // the primary goes out of reach (as while its pod restarts): the IO thread reconnects, every received transaction is applied
+      p.sql(`STOP REPLICA; CHANGE MASTER TO MASTER_PORT = ${await freePort()}; START REPLICA;`);
+      await waitFor('the IO thread reconnects', () => p.status().Slave_IO_Running === 'Connecting');
+      const within = await ready(p);
+      expect(within.code).toBe(0);
+      expect(within.stdout).toMatch(/^ready: the IO thread reconnects to the primary; every transaction received is applied, the data is \d+s old\n$/);
+      // until the data is older than MAX_LAG_SECONDS
+      fs.writeFileSync(mark, `${Math.floor(Date.now() / 1000) - 100}`);
+      const stale = await ready(p, { MAX_LAG_SECONDS: '30' });
+      expect(stale.code).toBe(1);
+      expect(stale.stdout).toMatch(/^not ready: the IO thread reconnects to the primary \(.*\) and the data is 1\d\ds old \(at most 30s allowed\)\n$/);
+      // without a mark (a new pod that never saw the IO thread run) the data's age is unknown
+      fs.rmSync(mark);
+      expect((await ready(p)).stdout).toMatch(/^not ready: the IO thread is not running \(Connecting\): /);
+      // a donor's check of itself has no such allowance
+      fs.writeFileSync(mark, `${Math.floor(Date.now() / 1000)}`);
+      expect((await p.bash('local_healthy')).code).toBe(1);
+      p.sql(`STOP REPLICA; CHANGE MASTER TO MASTER_PORT = ${cluster.dbPort}; START REPLICA;`);
+      await expectInSync(p);
+      expect((await ready(p)).stdout).toEqual('ready\n');
+    });
+
     test('a replica without replication is not ready, and the liveness probe fails once the server is gone', async () => {
       const p = pods.find((x) => x.hostname === 'rt-6')!;
       p.sql('STOP REPLICA; RESET REPLICA ALL;');
