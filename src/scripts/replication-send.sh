@@ -18,7 +18,8 @@ main() {
   trap 'rm -rf "$work"' EXIT
   log "sending a physical copy"
   mkdir "$work/backup" "$work/end"
-  mariadb-backup --defaults-file="$(backup_cnf)" --backup --stream=xbstream --slave-info --target-dir="$work/backup"
+  # --parallel: copy 4 data files at a time, so that reading one (O_DIRECT) overlaps sending another
+  mariadb-backup --defaults-file="$(backup_cnf)" --backup --stream=xbstream --parallel=4 --slave-info --target-dir="$work/backup"
   printf 'complete\n' >"$work/end/$SEED_TRAILER"
   (cd "$work/end" && mbstream -c "$SEED_TRAILER")
   log "sent a complete copy"
