@@ -9,13 +9,17 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/replication-lib.sh"
 require_env "${CLUSTER_ENV[@]}" SEED_PORT
 
+# The copy's work directory; global, because the EXIT trap runs after main's locals are gone.
+WORK=""
+trap '[[ -z $WORK ]] || rm -rf "$WORK"' EXIT
+
 main() {
   local reason work
   if ! reason=$(local_healthy); then
     die "refusing to send a copy: this server is not healthy ($reason)"
   fi
   work=$(mktemp -d "${TMPDIR:-/tmp}/cdk8s-mysql-send.XXXXXX")
-  trap 'rm -rf "$work"' EXIT
+  WORK=$work
   log "sending a physical copy"
   mkdir "$work/backup" "$work/end"
   # --parallel: copy 4 data files at a time, so that reading one (O_DIRECT) overlaps sending another

@@ -415,6 +415,8 @@ describe('a MariaDB replication cluster run by its own scripts', () => {
     // a copy of a replica carries its gtid_slave_pos in xtrabackup_slave_info
     expect(p2.file('data/xtrabackup_slave_info')).toMatch(/^SET GLOBAL gtid_slave_pos = '0-100-\d+';/);
     expect(p2.sql('SELECT @@server_id')).toEqual('102');
+    // the donor removed the copy's work directory from its temporary space
+    expect(fs.readdirSync(path.join(p1.dir, 'tmp')).filter((f) => f.startsWith('cdk8s-mysql-send'))).toEqual([]);
     write(500);
     await expectInSync(p2);
     await expectInSync(p1);
