@@ -257,6 +257,16 @@ const RESERVED_OPTIONS: Record<string, string> = {
  *   disruptions (drains, upgrades).
  *
  * The passwords come from a Secret (see `credentials`).
+ *
+ * Recovery needs no human step. A node that crashed rejoins by IST. When every node is down
+ * (kill -9 of all, or all pods deleted), the pods restart together: either Galera re-forms the
+ * last Primary Component by itself (all of its members back, pc.recovery), or every pod publishes
+ * its recovered position and the single most advanced one bootstraps while the others wait and
+ * then join. A bootstrap needs an answer from every pod of the StatefulSet, because a missing pod
+ * may hold the newest transactions; a pod whose volume was lost answers "no data" and receives a
+ * full state transfer. A pod that cannot be scheduled at all therefore holds up a full-outage
+ * recovery until it is back. Nothing is bootstrapped while any node runs in a Primary Component.
+ * A node cut off from the others stops being ready and rejoins when the network heals.
  */
 export class GaleraCluster extends Construct {
   /** The key of the root password in the credentials Secret. */

@@ -16,13 +16,15 @@
 #     When some peer is starting, running outside a Primary Component or not answering yet, it
 #     starts mariadbd normally: Galera re-forms that Primary Component by itself once every one
 #     of its members is back, and never with fewer. This is tried once per gvwstate.dat.
-#  4. BOOTSTRAP: when every node of PEERS answers, no node runs or starts a server (all are
-#     waiting, or non-primary), and this node holds the most advanced position, it confirms the
-#     same answers three times in a row, sets safe_to_bootstrap: 1 and starts with
-#     --wsrep-new-cluster. The most advanced position: data before no data, then the highest
-#     seqno, then safe_to_bootstrap 1 (the last node to leave a clean shutdown), then the lowest
-#     ordinal. When no node has data (a brand-new cluster) that is ordinal 0, which first
-#     initializes its data directory and creates the root and SST users from the Secret.
+#  4. BOOTSTRAP: when every node of PEERS answers, none is in or on its way into a Primary
+#     Component (each is waiting, or runs outside any Primary Component), and this node holds
+#     the most advanced position among them all, it confirms the same answers three times in a
+#     row, sets safe_to_bootstrap: 1 and starts with --wsrep-new-cluster (never kept for a
+#     later restart: every start decides anew). The most advanced position: data before no
+#     data, then the highest seqno, then safe_to_bootstrap 1 (the last node to leave a clean
+#     shutdown), then the lowest ordinal. When no node has data (a brand-new cluster) that is
+#     ordinal 0, which first initializes its data directory and creates the root and SST users
+#     from the Secret.
 #  5. Otherwise it waits: for an unreachable, recovering or starting peer, or for the winner.
 #
 # Why this is safe: a server is only started without --wsrep-new-cluster (steps 2 and 3, where
@@ -36,11 +38,16 @@
 # back, or until a human removes it from the StatefulSet; this is the price of never losing data.
 #
 # After starting mariadbd this script stays PID 1: it forwards SIGTERM/SIGINT to mariadbd and
-# exits with mariadbd's status. A server started by step 2 or 3 that is not a member of a
-# Primary Component within JOIN_TIMEOUT seconds (no SQL, no new gvwstate.dat, no SST in
-# progress) is killed, as it has changed nothing; the container restarts and decides again.
-# A running server that finds itself outside any Primary Component while every peer is stopped
-# and it holds the most advanced position makes its component Primary (pc.bootstrap=YES).
+# exits with mariadbd's status, and it watches the server:
+#  - a server started by step 2 or 3 that is not a member of a Primary Component within
+#    JOIN_TIMEOUT seconds (no SQL, no new view in gvwstate.dat, no SST in progress), or whose
+#    Primary Component to join is gone, is killed, as it has changed nothing; the container
+#    restarts and decides again (with a gvwstate.dat that has had its chance, step 3 is skipped);
+#  - a running server outside any Primary Component, while every peer is stopped and it holds
+#    the most advanced position, makes its component Primary (pc.bootstrap=YES): step 4 for a
+#    node that survived the others;
+#  - a running server disconnected from the cluster for good (wsrep_connected OFF, which Galera
+#    leaves behind after errors such as a failed IST) is stopped, so that its restart rejoins.
 #
 # Environment (besides those of lib.sh and galera-lib.sh):
 #   CONFIG_FILE    the shared galera.cnf (ConfigMap); DB_SOCKET the server socket
