@@ -1,9 +1,9 @@
-import { ApiObject, Chart, Duration, JsonPatch, Size, SizeRoundingBehavior } from 'cdk8s';
+import { ApiObject, Chart, Duration, JsonPatch, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { checkBackupName } from './_backup';
-import { CnfValue, recommendedLabels, renderCnf, resourceName, validateImage, validateStatefulSetName } from './_common';
+import { CnfValue, kubeResources, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
 import { contentHash, readScripts } from './_scripts';
 import { BackupSchedule, BackupScheduleOptions } from './backup-schedule';
 import { ClusterTopology, IDatabaseCluster, PhysicalBackupStream, RestoreFromBackup } from './database-cluster';
@@ -546,7 +546,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
           spec: {
             accessModes: accessModes.map((m) => `${m}`),
             ...(props.storageClassName ? { storageClassName: props.storageClassName } : {}),
-            resources: { requests: { storage: k8s.Quantity.fromString(quantity(storage)) } },
+            resources: { requests: { storage: k8s.Quantity.fromString(sizeQuantity(storage)) } },
           },
         }],
       },
@@ -697,32 +697,9 @@ function userOptions(props: MySqlReplicationClusterProps): Record<string, CnfVal
 }
 
 /** A Size as a Kubernetes quantity in the largest binary unit that keeps it whole. */
-function quantity(size: Size): string {
-  const gib = size.toGibibytes({ rounding: SizeRoundingBehavior.NONE });
-  if (Number.isInteger(gib)) return `${gib}Gi`;
-  const mib = size.toMebibytes({ rounding: SizeRoundingBehavior.NONE });
-  if (Number.isInteger(mib)) return `${mib}Mi`;
-  return `${Math.ceil(size.toKibibytes({ rounding: SizeRoundingBehavior.NONE }))}Ki`;
-}
-
 /** A Size as a my.cnf value (G, M or K suffix). */
 function cnfSize(size: Size): string {
-  return quantity(size).replace(/i$/, '');
-}
-
-function kubeResources(resources: kplus.ContainerResources): k8s.ResourceRequirements {
-  const limits: Record<string, k8s.Quantity> = {};
-  const requests: Record<string, k8s.Quantity> = {};
-  if (resources.cpu?.limit) limits.cpu = k8s.Quantity.fromString(resources.cpu.limit.amount);
-  if (resources.cpu?.request) requests.cpu = k8s.Quantity.fromString(resources.cpu.request.amount);
-  if (resources.memory?.limit) limits.memory = k8s.Quantity.fromString(quantity(resources.memory.limit));
-  if (resources.memory?.request) requests.memory = k8s.Quantity.fromString(quantity(resources.memory.request));
-  if (resources.ephemeralStorage?.limit) limits['ephemeral-storage'] = k8s.Quantity.fromString(quantity(resources.ephemeralStorage.limit));
-  if (resources.ephemeralStorage?.request) requests['ephemeral-storage'] = k8s.Quantity.fromString(quantity(resources.ephemeralStorage.request));
-  return {
-    ...(Object.keys(limits).length > 0 ? { limits } : {}),
-    ...(Object.keys(requests).length > 0 ? { requests } : {}),
-  };
+  return sizeQuantity(size).replace(/i$/, '');
 }
 
 function prefixKeys(prefix: string, record: Record<string, string>): Record<string, string> {
