@@ -75,6 +75,13 @@ project.addTask('synth:examples', {
   exec: 'bash examples/synth-all.sh',
 });
 
+// Benchmarks on the e2e pod runner (root, Debian's MariaDB): bench/run.ts, report in bench/results/.
+project.addTask('bench', {
+  description: 'Measure seeding, backup/restore, Galera recovery, replica catch-up and synthesis against baselines; writes bench/results/report.{md,json}',
+  exec: 'ts-node --project test/tsconfig.json bench/run.ts',
+  receiveArgs: true,
+});
+
 project.gitignore.exclude('cdk8s.out/', '/bench/results/');
 project.npmignore?.exclude('/examples/', '/bench/', 'cdk8s.out/', '/.ci/');
 

@@ -1,0 +1,348 @@
+/**
+ * Galera: a 3-node GaleraCluster (the construct's defaults) with about 256 MiB of data, once per
+ * SST method (mariabackup, the default, and rsync), each in its own runner.
+ *
+ * - IST rejoin: kill -9 of one node's container while another node takes writes; from the kill
+ *   until the node reports Synced again (wsrep_local_state_comment Synced, wsrep_ready ON,
+ *   cluster size 3), polled over TCP every 200 ms. The victim rotates over the nodes. The log
+ *   must show an IST, not an SST.
+ * - Full crash: kill -9 of all three containers; from the last kill until all three report
+ *   Synced in one cluster of 3 (the same cluster UUID as before: re-formed, not bootstrapped anew).
+ * - SST join: a 4th node; in each run its volume is wiped and its container killed, so it joins
+ *   with an empty datadir, like a new node; from the kill until it is Synced. The log must show
+ *   an SST.
+ *
+ * Baselines, measured in the same runs:
+ * - IST and full crash: a plain MariaDB server (a 1-pod MySqlReplicationCluster with the same
+ *   data, in the same runner) killed with kill -9: from the kill until it answers a query again
+ *   (the container restart and InnoDB crash recovery without Galera), polled the same way.
+ * - SST: tar of the data files of a node (no redo log, ibtmp1, gcache) through socat with 1 MiB
+ *   buffers from that node's pod into the joiner's pod, the page cache dropped before, as in the
+ *   seed benchmark.
+ *
+ * The runner restarts a killed container at once, as the kubelet does for a container that ran
+ * for a while; the second restart within 20 s waits 10 s (kubelet: 10 s doubling, forgotten after
+ * 10 minutes). Each run waits until its victims' last restart is 20 s old.
+ */
+import { Duration, Testing } from 'cdk8s';
+import { k8s } from 'cdk8s-plus-27';
+import { BenchmarkResult, Measurement } from './report';
+import { benchValues, evictPageCache, log, need, saveLog, secondsSince, serveOnce, sh, sleep, TIMING_FUNCTIONS, waitUntil } from './util';
+import { EngineVersion, GaleraCluster, MySqlReplicationCluster, SstMethod } from '../src';
+import { PodRunner } from '../test/e2e/runner';
+
+const NAME = 'galera';
+const SOLO = 'solo';
+const CONTAINER = 'mariadb';
+const ROOT_PASSWORD = 'bench-root';
+const MIB = 2 ** 20;
+const PORT = 3310;
+const BACKOFF_WINDOW_MS = 21_000;
+const TAR_EXCLUDES = "--exclude=./ib_logfile0 --exclude=./ibtmp1 --exclude=./galera.cache --exclude='./mariadb-bin.*'";
+const BIG_BUFFERS = '-b 1048576';
+/** On-disk bytes per row of the bench table (see seed.ts). */
+const BYTES_PER_ROW = 268;
+
+export interface GaleraOptions {
+  /** Runs of each measurement. Default 3. */
+  readonly runs?: number;
+  /** Data size in MiB. Default 256. */
+  readonly dataMiB?: number;
+  /** SST methods to measure. Default both. */
+  readonly methods?: readonly SstMethod[];
+}
+
+function chart(method: SstMethod): ReturnType<typeof Testing.chart> {
+  const c = Testing.chart();
+  new k8s.KubeSecret(c, 'Credentials', {
+    metadata: { name: `${NAME}-credentials` },
+    stringData: { 'root-password': ROOT_PASSWORD, 'sst-password': 'bench-sst' },
+  });
+  new k8s.KubeSecret(c, 'SoloCredentials', {
+    metadata: { name: `${SOLO}-credentials` },
+    stringData: { 'root-password': ROOT_PASSWORD, 'replication-password': 'bench-repl' },
+  });
+  // the construct's defaults but the SST method (the runner stands in Debian's 10.11 for 11.4)
+  new GaleraCluster(c, 'Galera', { name: NAME, version: EngineVersion.MARIADB_11_4, sstMethod: method, primaryComponentTimeout: Duration.seconds(60) });
+  new MySqlReplicationCluster(c, 'Solo', { name: SOLO, version: EngineVersion.MARIADB_11_4, replicas: 1 });
+  return c;
+}
+
+/** One query over TCP from the client namespace, as root. */
+async function query(rt: PodRunner, host: string, sql: string): Promise<{ ok: boolean; out: string }> {
+  const r = await rt.client(['mariadb', '-h', host, '-uroot', `-p${ROOT_PASSWORD}`, '--connect-timeout=2', '-N', '-B', '-e', sql], { timeoutMs: 10_000 });
+  return { ok: r.code === 0, out: r.stdout.trim() };
+}
+
+interface NodeState { synced: boolean; size: number; uuid: string }
+
+async function nodeState(rt: PodRunner, pod: string): Promise<NodeState | undefined> {
+  const r = await query(rt, `${pod}.${NAME}`, "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state_comment', 'wsrep_ready', 'wsrep_cluster_size', 'wsrep_cluster_state_uuid', 'wsrep_cluster_status')");
+  if (!r.ok) return undefined;
+  const s = Object.fromEntries(r.out.split('\n').map((line) => line.split('\t')));
+  return {
+    synced: s.wsrep_local_state_comment === 'Synced' && s.wsrep_ready === 'ON' && s.wsrep_cluster_status === 'Primary',
+    size: Number(s.wsrep_cluster_size),
+    uuid: s.wsrep_cluster_state_uuid,
+  };
+}
+
+/** Seconds from `since` until every pod reports Synced in a Primary Component of `size`. */
+async function untilSynced(rt: PodRunner, pods: readonly string[], size: number, since: number,
+  timeoutMs = 600_000): Promise<{ seconds: number; uuid: string }> {
+  const done = new Map<string, NodeState>();
+  await waitUntil(`${pods.join(', ')} to be Synced in a cluster of ${size}`, async () => {
+    for (const pod of pods.filter((p) => !done.has(p))) {
+      const state = await nodeState(rt, pod);
+      if (state?.synced && state.size === size) done.set(pod, state);
+    }
+    return done.size === pods.length;
+  }, timeoutMs, 200);
+  const uuids = new Set([...done.values()].map((s) => s.uuid));
+  if (uuids.size !== 1) {
+    throw new Error(`the nodes report different clusters: ${[...uuids].join(', ')}`);
+  }
+  return { seconds: secondsSince(since), uuid: [...uuids][0] };
+}
+
+/** Loads about `dataMiB` into a new database `bench` over a node's socket, in transactions of 50 000 rows. */
+async function load(rt: PodRunner, pod: string, container: string, cnf: string, dataMiB: number, logBin: boolean): Promise<void> {
+  const rows = Math.ceil((dataMiB * MIB) / BYTES_PER_ROW);
+  const statements = [...(logBin ? [] : ['SET SESSION sql_log_bin = 0;']), 'CREATE DATABASE bench;', 'USE bench;',
+    'CREATE TABLE t (id BIGINT PRIMARY KEY, a CHAR(32) NOT NULL, b VARCHAR(200) NOT NULL, c INT NOT NULL) ENGINE=InnoDB;',
+    'CREATE TABLE w (id BIGINT AUTO_INCREMENT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB;'];
+  for (let from = 0; from < rows; from += 50_000) {
+    const n = Math.min(50_000, rows - from);
+    statements.push(`INSERT INTO t SELECT ${from} + seq, MD5(seq * 7), CONCAT(SHA2(seq, 256), SHA2(seq * 3, 256), LEFT(SHA2(seq * 5 + ${from}, 256), 40)), ` +
+      `(seq * 11) MOD 1000003 FROM seq_1_to_${n};`);
+  }
+  await sh(rt, pod, container, `mariadb --defaults-extra-file=${cnf}`, { stdin: statements.join('\n'), timeoutMs: 1_800_000 });
+}
+
+/** A light write load on a node for `seconds`: one session, an autocommit INSERT every ~20 ms. */
+function writeLoad(rt: PodRunner, pod: string, seconds: number): Promise<unknown> {
+  const n = seconds * 50;
+  return rt.exec(pod, CONTAINER, ['bash', '-c',
+    `for ((i = 0; i < ${n}; i++)); do echo 'INSERT INTO bench.w () VALUES (); DO SLEEP(0.02);'; done | ` +
+    'mariadb --defaults-extra-file=/run/mysqld/client.cnf --force 2>/dev/null || true'], { timeoutMs: (seconds + 60) * 1000 });
+}
+
+class Restarts {
+  private readonly last = new Map<string, number>();
+  public killed(pod: string): void {
+    this.last.set(pod, Date.now());
+  }
+  /** Waits until the last restart of every pod given is outside the runner's back-off window. */
+  public async settle(pods: readonly string[]): Promise<void> {
+    const latest = Math.max(0, ...pods.map((pod) => this.last.get(pod) ?? 0));
+    const wait = latest + BACKOFF_WINDOW_MS - Date.now();
+    if (wait > 0) await sleep(wait);
+  }
+}
+
+/** kill -9 of the plain server; seconds until it answers a query again. */
+async function soloCrash(rt: PodRunner, restarts: Restarts): Promise<number> {
+  const pod = `${SOLO}-0`;
+  await restarts.settle([pod]);
+  await writeLoadSolo(rt);
+  await rt.killContainer(pod, 'server');
+  const killedAt = Date.now();
+  restarts.killed(pod);
+  await waitUntil(`${pod} to answer after kill -9`, async () => (await query(rt, `${pod}.${SOLO}`, 'SELECT 1')).ok, 300_000, 200);
+  return secondsSince(killedAt);
+}
+
+/** A few writes to the plain server just before it is killed, as the Galera nodes get. */
+async function writeLoadSolo(rt: PodRunner): Promise<void> {
+  await sh(rt, `${SOLO}-0`, 'server', 'mariadb --defaults-extra-file=/run/mysqld/root.cnf', {
+    stdin: Array.from({ length: 100 }, () => 'INSERT INTO bench.w () VALUES ();').join('\n'),
+  });
+}
+
+function logOf(rt: PodRunner, pod: string): string {
+  return rt.logs(pod, CONTAINER);
+}
+
+async function measureMethod(method: SstMethod, runs: number, dataMiB: number): Promise<{ measurements: Measurement[]; notes: string[] }> {
+  const m = method.name;
+  const rt = await PodRunner.start({ name: `bench-galera-${m === 'mariabackup' ? 'mb' : m}`, restartBackoff: { initialMs: 10_000, maxMs: 10_000 } });
+  const restarts = new Restarts();
+  const pods = [0, 1, 2].map((i) => `${NAME}-${i}`);
+  try {
+    let started = Date.now();
+    await rt.apply(chart(method));
+    await rt.waitForStatefulSetReady(NAME, 3, 600_000);
+    await rt.waitForStatefulSetReady(SOLO, 1, 300_000);
+    log(`galera ${m}: 3 nodes formed in ${secondsSince(started).toFixed(1)} s`);
+    started = Date.now();
+    await load(rt, `${NAME}-0`, CONTAINER, '/run/mysqld/client.cnf', dataMiB, true);
+    await load(rt, `${SOLO}-0`, 'server', '/run/mysqld/root.cnf', dataMiB, false);
+    const { uuid } = await untilSynced(rt, pods, 3, Date.now());
+    const size = Number((await sh(rt, `${NAME}-0`, CONTAINER, 'du -sb /var/lib/mysql/bench | cut -f1')).trim());
+    log(`galera ${m}: loaded ${(size / MIB).toFixed(0)} MiB in ${secondsSince(started).toFixed(1)} s`);
+
+    // IST rejoin after kill -9, under a write load on another node
+    const ist: number[] = [];
+    const istReady: number[] = [];
+    const soloIst: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      soloIst.push(await soloCrash(rt, restarts));
+      const victim = pods[(run + 1) % 3];
+      const writer = pods[(run + 2) % 3];
+      await restarts.settle([victim]);
+      await untilSynced(rt, pods, 3, Date.now());
+      const restartsBefore = rt.restartCount(victim, CONTAINER);
+      const load$ = writeLoad(rt, writer, 15);
+      await sleep(2_000);
+      await rt.killContainer(victim, CONTAINER);
+      const killedAt = Date.now();
+      restarts.killed(victim);
+      const synced = await untilSynced(rt, [victim], 3, killedAt);
+      await waitUntil(`${victim} to be ready`, () => rt.isReady(victim), 300_000, 50);
+      istReady.push(secondsSince(killedAt));
+      ist.push(synced.seconds);
+      await load$;
+      const text = logOf(rt, victim);
+      pods.forEach((pod) => saveLog(`galera-${m}-ist-run${run + 1}-${pod}${pod === victim ? '-victim' : ''}`, `${victim} killed at ${new Date(killedAt).toISOString()}\n${logOf(rt, pod)}`));
+      if (rt.restartCount(victim, CONTAINER) !== restartsBefore + 1 || !/IST received/.test(text) || /SST completed on joiner/.test(text)) {
+        throw new Error(`${victim} did not rejoin by one restart and IST:\n${text.split('\n').filter((l) => /galera-start|IST|SST/.test(l)).slice(-30).join('\n')}`);
+      }
+      log(`galera ${m} IST run ${run + 1}/${runs}: ${victim} Synced ${synced.seconds.toFixed(1)} s, ready ${istReady[run].toFixed(1)} s after kill -9; plain server ${soloIst[run].toFixed(1)} s`);
+    }
+
+    // every node killed
+    const crash: number[] = [];
+    const soloCrashRuns: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      soloCrashRuns.push(await soloCrash(rt, restarts));
+      await restarts.settle(pods);
+      await untilSynced(rt, pods, 3, Date.now());
+      const load$ = writeLoad(rt, pods[0], 3);
+      await sleep(1_500);
+      await Promise.all(pods.map((pod) => rt.killContainer(pod, CONTAINER)));
+      const killedAt = Date.now();
+      pods.forEach((pod) => restarts.killed(pod));
+      await load$;
+      const recovered = await untilSynced(rt, pods, 3, killedAt);
+      if (recovered.uuid !== uuid) {
+        throw new Error(`after kill -9 of all nodes the cluster came back as ${recovered.uuid}, not ${uuid}: a new cluster was bootstrapped`);
+      }
+      crash.push(recovered.seconds);
+      pods.forEach((pod) => saveLog(`galera-${m}-crash-run${run + 1}-${pod}`, `killed at ${new Date(killedAt).toISOString()}\n${logOf(rt, pod)}`));
+      log(`galera ${m} full crash run ${run + 1}/${runs}: all Synced ${recovered.seconds.toFixed(1)} s after the last kill -9; plain server ${soloCrashRuns[run].toFixed(1)} s`);
+    }
+
+    // SST of a node with an empty volume (a 4th node)
+    const joiner = `${NAME}-3`;
+    started = Date.now();
+    // kubectl scale: the template stays as it is (re-applying replicas: 4 would change the peer
+    // list in galera.cnf and roll every pod); the new node reaches the cluster through the 3 peers
+    await rt.scale(NAME, 4);
+    await rt.waitForStatefulSetReady(NAME, 4, 600_000);
+    restarts.killed(joiner);
+    log(`galera ${m}: 4th node joined (SST) and ready in ${secondsSince(started).toFixed(1)} s (warm-up, not counted)`);
+    const all = [...pods, joiner];
+    const sst: number[] = [];
+    const tar: number[] = [];
+    let payload = 0;
+    for (let run = 0; run < runs; run++) {
+      await untilSynced(rt, all, 4, Date.now());
+      for (const pod of pods) await evictPageCache(rt, pod, CONTAINER, '/var/lib/mysql');
+      const copied = await tarCopy(rt, pods[run % 3], joiner);
+      tar.push(copied.seconds);
+      payload = copied.bytes;
+      await restarts.settle([joiner]);
+      await sh(rt, joiner, CONTAINER, 'rm -rf /var/lib/mysql/* /var/lib/mysql/.[!.]* 2>/dev/null || true');
+      for (const pod of pods) await evictPageCache(rt, pod, CONTAINER, '/var/lib/mysql');
+      await rt.killContainer(joiner, CONTAINER);
+      const killedAt = Date.now();
+      restarts.killed(joiner);
+      const synced = await untilSynced(rt, [joiner], 4, killedAt);
+      sst.push(synced.seconds);
+      const text = logOf(rt, joiner);
+      saveLog(`galera-${m}-sst-run${run + 1}-${joiner}`, `killed at ${new Date(killedAt).toISOString()}\n${text}`);
+      if (!/SST completed on joiner|SST received/.test(text)) {
+        throw new Error(`${joiner} did not join by SST:\n${text.split('\n').filter((l) => /galera-start|IST|SST/.test(l)).slice(-30).join('\n')}`);
+      }
+      log(`galera ${m} SST run ${run + 1}/${runs}: ${joiner} Synced ${synced.seconds.toFixed(1)} s after the kill; tar ${copied.seconds.toFixed(2)} s`);
+    }
+
+    const plain = (runsOf: number[]) => ({ name: 'plain server: kill -9 → answers', runs: runsOf });
+    const measurements: Measurement[] = [
+      {
+        id: `galera.${m}.ist`,
+        benchmark: 'galera',
+        name: `IST rejoin after kill -9 (sstMethod ${m})`,
+        unit: 's',
+        runs: ist,
+        baseline: plain(soloIst),
+        goal: { text: 'IST < 10 s', on: 'value', op: '<', limit: 10 },
+        notes: 'kill -9 of one node\'s container while another node writes (~50 autocommit INSERTs/s); until it reports Synced again. ' +
+          `Pod Ready (startup probe every 10 s, readiness every 5 s): ${istReady.map((s) => s.toFixed(1)).join(', ')} s after the kill.`,
+      },
+      {
+        id: `galera.${m}.full-crash`,
+        benchmark: 'galera',
+        name: `Full crash: kill -9 of all 3 → all Synced (sstMethod ${m})`,
+        unit: 's',
+        runs: crash,
+        baseline: plain(soloCrashRuns),
+        goal: { text: 'full crash < 60 s', on: 'value', op: '<', limit: 60 },
+        notes: 'kill -9 of every node\'s container; until all three report Synced in one Primary Component of 3 with the cluster\'s UUID (no new cluster).',
+      },
+      {
+        id: `galera.${m}.sst`,
+        benchmark: 'galera',
+        name: `New node's SST join, ${(payload / MIB).toFixed(0)} MiB (sstMethod ${m})`,
+        unit: 's',
+        runs: sst,
+        baseline: { name: `tar, ${(payload / MIB).toFixed(0)} MiB`, runs: tar },
+        notes: 'a 4th node whose volume is wiped and container killed: it starts with an empty datadir and joins by SST; until it reports Synced. ' +
+          'Baseline: tar of a node\'s data files (no redo log, ibtmp1, gcache) through socat with 1 MiB buffers into the joiner\'s pod.',
+      },
+    ];
+    return { measurements, notes: [] };
+  } finally {
+    await rt.stop();
+  }
+}
+
+/** tar of a node's data files into the joiner's pod (its /tmp, on the same disk as its volume); seconds and bytes. */
+async function tarCopy(rt: PodRunner, donor: string, joiner: string): Promise<{ seconds: number; bytes: number }> {
+  const stage = '/tmp/bench-stage';
+  const sender = await serveOnce(rt, donor, CONTAINER, PORT,
+    `cd /var/lib/mysql && { tar --warning=none -b 2048 -cf - ${TAR_EXCLUDES} . || true; }`, BIG_BUFFERS);
+  let out: string;
+  try {
+    out = await sh(rt, joiner, CONTAINER, `${TIMING_FUNCTIONS}
+rm -rf ${stage}; mkdir -p ${stage}
+mark start
+socat ${BIG_BUFFERS} -u TCP:${donor}.${NAME}:${PORT},connect-timeout=10 STDOUT | tar -b 2048 -xf - -C ${stage}
+mark end
+value bytes "$(du -sb ${stage} | cut -f1)"
+rm -rf ${stage}
+elapsed start end`);
+  } catch (error) {
+    await sender.cancel();
+    throw error;
+  }
+  await sender.done;
+  const v = benchValues(out);
+  return { seconds: need(v, 'start..end'), bytes: need(v, 'bytes') };
+}
+
+export async function galeraBenchmark(options: GaleraOptions = {}): Promise<BenchmarkResult> {
+  const runs = options.runs ?? 3;
+  const dataMiB = options.dataMiB ?? 256;
+  const methods = options.methods ?? [SstMethod.MARIABACKUP, SstMethod.RSYNC];
+  const measurements: Measurement[] = [];
+  const notes: string[] = [];
+  for (const method of methods) {
+    const result = await measureMethod(method, runs, dataMiB);
+    measurements.push(...result.measurements);
+    notes.push(...result.notes);
+  }
+  notes.push(`Galera: 3 nodes with the construct's defaults (buffer pool 128 MiB, gcache 128 MiB), about ${dataMiB} MiB of data; ` +
+    'the mariabackup SST donor of MariaDB 10.11 sleeps 10 s before it sends ("Sleeping before data transfer for SST"), which rsync does not.');
+  return { measurements, notes };
+}
