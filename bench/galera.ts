@@ -48,11 +48,36 @@ export interface GaleraOptions {
   readonly runs?: number;
   /** Data size in MiB. Default 256. */
   readonly dataMiB?: number;
-  /** SST methods to measure. Default both. */
-  readonly methods?: readonly SstMethod[];
+  /** The configurations to measure. Default {@link GALERA_CONFIGS}. */
+  readonly configs?: readonly GaleraConfig[];
 }
 
-function chart(method: SstMethod): ReturnType<typeof Testing.chart> {
+/** A configuration of the GaleraCluster to measure. */
+export interface GaleraConfig {
+  /** In figure ids and log names. */
+  readonly id: string;
+  /** In figure names. */
+  readonly label: string;
+  readonly method: SstMethod;
+  readonly serverOptions?: { [name: string]: string };
+  /** Measure the SST join too. */
+  readonly sst: boolean;
+}
+
+/** Both SST methods with the construct's defaults; then, as an experiment, shorter failure detection (serverOptions). */
+export const GALERA_CONFIGS: readonly GaleraConfig[] = [
+  { id: 'mariabackup', label: 'sstMethod mariabackup', method: SstMethod.MARIABACKUP, sst: true },
+  { id: 'rsync', label: 'sstMethod rsync', method: SstMethod.RSYNC, sst: true },
+  {
+    id: 'mariabackup-evs2s',
+    label: 'mariabackup, evs.suspect_timeout 2 s',
+    method: SstMethod.MARIABACKUP,
+    serverOptions: { wsrep_provider_options: 'evs.keepalive_period=PT0.5S;evs.suspect_timeout=PT2S;evs.inactive_timeout=PT4S;evs.install_timeout=PT2S' },
+    sst: false,
+  },
+];
+
+function chart(config: GaleraConfig): ReturnType<typeof Testing.chart> {
   const c = Testing.chart();
   new k8s.KubeSecret(c, 'Credentials', {
     metadata: { name: `${NAME}-credentials` },
@@ -63,7 +88,13 @@ function chart(method: SstMethod): ReturnType<typeof Testing.chart> {
     stringData: { 'root-password': ROOT_PASSWORD, 'replication-password': 'bench-repl' },
   });
   // the construct's defaults but the SST method (the runner stands in Debian's 10.11 for 11.4)
-  new GaleraCluster(c, 'Galera', { name: NAME, version: EngineVersion.MARIADB_11_4, sstMethod: method, primaryComponentTimeout: Duration.seconds(60) });
+  new GaleraCluster(c, 'Galera', {
+    name: NAME,
+    version: EngineVersion.MARIADB_11_4,
+    sstMethod: config.method,
+    primaryComponentTimeout: Duration.seconds(60),
+    ...(config.serverOptions ? { serverOptions: config.serverOptions } : {}),
+  });
   new MySqlReplicationCluster(c, 'Solo', { name: SOLO, version: EngineVersion.MARIADB_11_4, replicas: 1 });
   return c;
 }
@@ -163,15 +194,15 @@ function logOf(rt: PodRunner, pod: string): string {
   return rt.logs(pod, CONTAINER);
 }
 
-async function measureMethod(method: SstMethod, runs: number, dataMiB: number): Promise<{ measurements: Measurement[]; notes: string[] }> {
-  const m = method.name;
-  const rt = await PodRunner.start({ name: `bench-galera-${m === 'mariabackup' ? 'mb' : m}`, restartBackoff: { initialMs: 10_000, maxMs: 10_000 } });
+async function measureConfig(config: GaleraConfig, runs: number, dataMiB: number): Promise<{ measurements: Measurement[]; notes: string[] }> {
+  const m = config.id;
+  const rt = await PodRunner.start({ name: `bench-g-${m.replace('mariabackup', 'mb')}`, restartBackoff: { initialMs: 10_000, maxMs: 10_000 } });
   const restarts = new Restarts();
   const pods = [0, 1, 2].map((i) => `${NAME}-${i}`);
   try {
     let started = Date.now();
-    await rt.apply(chart(method));
-    await rt.waitForStatefulSetReady(NAME, 3, 600_000);
+    await rt.apply(chart(config));
+    await rt.waitForStatefulSetReady(NAME, 3, 300_000);
     await rt.waitForStatefulSetReady(SOLO, 1, 300_000);
     log(`galera ${m}: 3 nodes formed in ${secondsSince(started).toFixed(1)} s`);
     started = Date.now();
@@ -232,6 +263,34 @@ async function measureMethod(method: SstMethod, runs: number, dataMiB: number): 
       log(`galera ${m} full crash run ${run + 1}/${runs}: all Synced ${recovered.seconds.toFixed(1)} s after the last kill -9; plain server ${soloCrashRuns[run].toFixed(1)} s`);
     }
 
+    const plain = (runsOf: number[]) => ({ name: 'plain server: kill -9 → answers', runs: runsOf });
+    const measurements: Measurement[] = [
+      {
+        id: `galera.${m}.ist`,
+        benchmark: 'galera',
+        name: `IST rejoin after kill -9 (${config.label})`,
+        unit: 's',
+        runs: ist,
+        baseline: plain(soloIst),
+        goal: { text: 'IST < 10 s', on: 'value', op: '<', limit: 10 },
+        notes: `kill -9 of one node's container while another node writes (~50 autocommit INSERTs/s); until it reports Synced again${config.serverOptions ? ` (serverOptions ${JSON.stringify(config.serverOptions)})` : ''}. ` +
+          `Pod Ready (startup probe every 10 s, readiness every 5 s): ${istReady.map((s2) => s2.toFixed(1)).join(', ')} s after the kill.`,
+      },
+      {
+        id: `galera.${m}.full-crash`,
+        benchmark: 'galera',
+        name: `Full crash: kill -9 of all 3 → all Synced (${config.label})`,
+        unit: 's',
+        runs: crash,
+        baseline: plain(soloCrashRuns),
+        goal: { text: 'full crash < 60 s', on: 'value', op: '<', limit: 60 },
+        notes: 'kill -9 of every node\'s container; until all three report Synced in one Primary Component of 3 with the cluster\'s UUID (no new cluster).',
+      },
+    ];
+    if (!config.sst) {
+      return { measurements, notes: [] };
+    }
+
     // SST of a node with an empty volume (a 4th node)
     const joiner = `${NAME}-3`;
     started = Date.now();
@@ -267,40 +326,18 @@ async function measureMethod(method: SstMethod, runs: number, dataMiB: number): 
       log(`galera ${m} SST run ${run + 1}/${runs}: ${joiner} Synced ${synced.seconds.toFixed(1)} s after the kill; tar ${copied.seconds.toFixed(2)} s`);
     }
 
-    const plain = (runsOf: number[]) => ({ name: 'plain server: kill -9 → answers', runs: runsOf });
-    const measurements: Measurement[] = [
-      {
-        id: `galera.${m}.ist`,
-        benchmark: 'galera',
-        name: `IST rejoin after kill -9 (sstMethod ${m})`,
-        unit: 's',
-        runs: ist,
-        baseline: plain(soloIst),
-        goal: { text: 'IST < 10 s', on: 'value', op: '<', limit: 10 },
-        notes: 'kill -9 of one node\'s container while another node writes (~50 autocommit INSERTs/s); until it reports Synced again. ' +
-          `Pod Ready (startup probe every 10 s, readiness every 5 s): ${istReady.map((s) => s.toFixed(1)).join(', ')} s after the kill.`,
-      },
-      {
-        id: `galera.${m}.full-crash`,
-        benchmark: 'galera',
-        name: `Full crash: kill -9 of all 3 → all Synced (sstMethod ${m})`,
-        unit: 's',
-        runs: crash,
-        baseline: plain(soloCrashRuns),
-        goal: { text: 'full crash < 60 s', on: 'value', op: '<', limit: 60 },
-        notes: 'kill -9 of every node\'s container; until all three report Synced in one Primary Component of 3 with the cluster\'s UUID (no new cluster).',
-      },
+    measurements.push(
       {
         id: `galera.${m}.sst`,
         benchmark: 'galera',
-        name: `New node's SST join, ${(payload / MIB).toFixed(0)} MiB (sstMethod ${m})`,
+        name: `New node's SST join, ${(payload / MIB).toFixed(0)} MiB (${config.label})`,
         unit: 's',
         runs: sst,
         baseline: { name: `tar, ${(payload / MIB).toFixed(0)} MiB`, runs: tar },
         notes: 'a 4th node whose volume is wiped and container killed: it starts with an empty datadir and joins by SST; until it reports Synced. ' +
           'Baseline: tar of a node\'s data files (no redo log, ibtmp1, gcache) through socat with 1 MiB buffers into the joiner\'s pod.',
       },
-    ];
+    );
     return { measurements, notes: [] };
   } finally {
     await rt.stop();
@@ -334,11 +371,11 @@ elapsed start end`);
 export async function galeraBenchmark(options: GaleraOptions = {}): Promise<BenchmarkResult> {
   const runs = options.runs ?? 3;
   const dataMiB = options.dataMiB ?? 256;
-  const methods = options.methods ?? [SstMethod.MARIABACKUP, SstMethod.RSYNC];
+  const configs = options.configs ?? GALERA_CONFIGS;
   const measurements: Measurement[] = [];
   const notes: string[] = [];
-  for (const method of methods) {
-    const result = await measureMethod(method, runs, dataMiB);
+  for (const config of configs) {
+    const result = await measureConfig(config, runs, dataMiB);
     measurements.push(...result.measurements);
     notes.push(...result.notes);
   }
