@@ -151,7 +151,7 @@ describe('pods', () => {
           { name: 'scripts', mountPath: '/scripts' },
           { name: 'secret', mountPath: '/etc/secret' },
           { name: 'config', mountPath: '/etc/mysql/conf.d/b.cnf', subPath: 'b.cnf' },
-          { name: 'work', mountPath: '/work' },
+          { name: 'work', mountPath: '/scratch' },
         ],
       })],
       volumes: [
@@ -170,7 +170,7 @@ describe('pods', () => {
       '644 root:2000\n755 root:2000\n440 root:2000');
     expect(await sh(rt, 'files-0', '/scripts/bin/run.sh; cat /etc/secret/password; echo; cat /etc/mysql/conf.d/b.cnf')).toBe('ran\ns3cret\nb');
     // uid 999 gets the image's group for it (mysql, 999) and the fsGroup
-    expect(await sh(rt, 'files-0', 'id -G; stat -c "%a %g" /work; touch /work/x && stat -c %g /work/x')).toBe('999 2000\n2777 2000\n2000');
+    expect(await sh(rt, 'files-0', 'id -G; stat -c "%a %g" /scratch; touch /scratch/x && stat -c %g /scratch/x')).toBe('999 2000\n2777 2000\n2000');
     expect((await rt.exec('files-0', 'main', ['touch', '/etc/config/new'])).stderr).toContain('Read-only file system');
   });
 
