@@ -106,3 +106,27 @@ export function kubeResources(resources: kplus.ContainerResources): k8s.Resource
     ...(Object.keys(requests).length > 0 ? { requests } : {}),
   };
 }
+
+/** The uid and gid of the `mysql` user in the official mysql and mariadb images. */
+export const MYSQL_UID = 999;
+
+/** Every container runs as the images' mysql user, unprivileged, with no capabilities and a read-only root. */
+export const CONTAINER_SECURITY: k8s.SecurityContext = {
+  runAsUser: MYSQL_UID,
+  runAsGroup: MYSQL_UID,
+  runAsNonRoot: true,
+  allowPrivilegeEscalation: false,
+  privileged: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+};
+
+/** The pod-level context: the mysql user, volumes owned by its group, the runtime's default seccomp profile. */
+export const POD_SECURITY: k8s.PodSecurityContext = {
+  runAsUser: MYSQL_UID,
+  runAsGroup: MYSQL_UID,
+  runAsNonRoot: true,
+  fsGroup: MYSQL_UID,
+  fsGroupChangePolicy: 'OnRootMismatch',
+  seccompProfile: { type: 'RuntimeDefault' },
+};

@@ -3,7 +3,7 @@ import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { BACKUP_SCRIPTS, BoundBackupTarget, checkBackupName } from './_backup';
-import { recommendedLabels } from './_common';
+import { CONTAINER_SECURITY, POD_SECURITY, recommendedLabels } from './_common';
 import { readScripts } from './_scripts';
 import { BackupTarget } from './backup-target';
 import { IDatabaseCluster } from './database-cluster';
@@ -195,7 +195,6 @@ export interface BackupScheduleProps extends BackupScheduleOptions {
 }
 
 /** uid and gid of the `mysql` user of the official images. */
-const MYSQL_UID = 999;
 const SCRIPTS_DIR = '/etc/cdk8s-mysql/scripts';
 const CREDENTIALS_DIR = '/etc/cdk8s-mysql/credentials';
 const WORK_DIR = '/var/lib/cdk8s-mysql/work';
@@ -393,16 +392,6 @@ interface JobFactoryProps {
 
 /** Builds the containers and CronJobs of one schedule, all with the same volumes and security. */
 class JobFactory {
-  public static readonly securityContext: k8s.SecurityContext = {
-    runAsUser: MYSQL_UID,
-    runAsGroup: MYSQL_UID,
-    runAsNonRoot: true,
-    allowPrivilegeEscalation: false,
-    privileged: false,
-    readOnlyRootFilesystem: true,
-    capabilities: { drop: ['ALL'] },
-  };
-
   constructor(private readonly props: JobFactoryProps) {}
 
   /** A container that runs one script; `target` false for those that never touch the target. */
@@ -421,7 +410,7 @@ class JobFactory {
       imagePullPolicy: 'IfNotPresent',
       command: ['bash', `${SCRIPTS_DIR}/${script}`],
       env: Object.entries(this.props.env).map(([key, value]) => ({ name: key, value })),
-      securityContext: JobFactory.securityContext,
+      securityContext: CONTAINER_SECURITY,
       resources: this.props.resources,
       volumeMounts: mounts,
     };
@@ -463,15 +452,8 @@ class JobFactory {
                 restartPolicy: 'Never',
                 automountServiceAccountToken: false,
                 enableServiceLinks: false,
-                securityContext: {
-                  runAsUser: MYSQL_UID,
-                  runAsGroup: MYSQL_UID,
-                  runAsNonRoot: true,
-                  fsGroup: MYSQL_UID,
-                  fsGroupChangePolicy: 'OnRootMismatch',
-                  seccompProfile: { type: 'RuntimeDefault' },
-                },
-                initContainers: [...p.target.initContainers(JobFactory.securityContext, p.resources), ...steps.map(withEnv)],
+                securityContext: POD_SECURITY,
+                initContainers: [...p.target.initContainers(CONTAINER_SECURITY, p.resources), ...steps.map(withEnv)],
                 containers: [withEnv(main)],
                 volumes,
               },

@@ -2,7 +2,7 @@ import { ApiObject, Chart, Duration, JsonPatch, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
-import { CnfValue, kubeResources, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
+import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
 import { contentHash, readScripts } from './_scripts';
 import { EngineVersion } from './engine-version';
 
@@ -206,7 +206,6 @@ const SST_PORT = 4444;
 /** Where every pod publishes its state to its peers (see galera-start.sh). */
 const STATUS_PORT = 4569;
 /** uid and gid of the `mysql` user of the official images. */
-const MYSQL_UID = 999;
 const SST_USER = 'sst';
 const GALERA_PROVIDER = '/usr/lib/galera/libgalera_smm.so';
 
@@ -411,15 +410,7 @@ export class GaleraCluster extends Construct {
         { name: 'sst', containerPort: SST_PORT },
         { name: 'galera-status', containerPort: STATUS_PORT },
       ],
-      securityContext: {
-        runAsUser: MYSQL_UID,
-        runAsGroup: MYSQL_UID,
-        runAsNonRoot: true,
-        allowPrivilegeEscalation: false,
-        privileged: false,
-        readOnlyRootFilesystem: true,
-        capabilities: { drop: ['ALL'] },
-      },
+      securityContext: CONTAINER_SECURITY,
       resources: kubeResources(props.resources ?? {
         cpu: { request: kplus.Cpu.millis(500) },
         memory: { request: Size.gibibytes(1), limit: Size.gibibytes(1) },
@@ -465,14 +456,7 @@ export class GaleraCluster extends Construct {
             },
           },
           spec: {
-            securityContext: {
-              runAsUser: MYSQL_UID,
-              runAsGroup: MYSQL_UID,
-              runAsNonRoot: true,
-              fsGroup: MYSQL_UID,
-              fsGroupChangePolicy: 'OnRootMismatch',
-              seccompProfile: { type: 'RuntimeDefault' },
-            },
+            securityContext: POD_SECURITY,
             automountServiceAccountToken: false,
             enableServiceLinks: false,
             terminationGracePeriodSeconds: 120,

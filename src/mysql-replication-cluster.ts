@@ -3,7 +3,7 @@ import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { checkBackupName } from './_backup';
-import { CnfValue, kubeResources, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
+import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
 import { contentHash, readScripts } from './_scripts';
 import { BackupSchedule, BackupScheduleOptions } from './backup-schedule';
 import { ClusterTopology, IDatabaseCluster, PhysicalBackupStream, RestoreFromBackup } from './database-cluster';
@@ -173,7 +173,6 @@ const TMP_DIR = '/tmp';
 const MYSQL_PORT = 3306;
 const SEED_PORT = 3307;
 /** uid and gid of the `mysql` user of the official images. */
-const MYSQL_UID = 999;
 const MAX_SERVER_ID = 4294967295;
 
 const SCRIPTS = [
@@ -393,15 +392,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     const run = mount('run', socketDir);
     const tmp = mount('tmp', TMP_DIR);
     const scriptsMount = mount('scripts', SCRIPTS_DIR, true);
-    const securityContext: k8s.SecurityContext = {
-      runAsUser: MYSQL_UID,
-      runAsGroup: MYSQL_UID,
-      runAsNonRoot: true,
-      allowPrivilegeEscalation: false,
-      privileged: false,
-      readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] },
-    };
+    const securityContext = CONTAINER_SECURITY;
     const serverResources = kubeResources(props.resources ?? {
       cpu: { request: kplus.Cpu.millis(500) },
       memory: { request: Size.gibibytes(1), limit: Size.gibibytes(1) },
@@ -501,14 +492,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
             },
           },
           spec: {
-            securityContext: {
-              runAsUser: MYSQL_UID,
-              runAsGroup: MYSQL_UID,
-              runAsNonRoot: true,
-              fsGroup: MYSQL_UID,
-              fsGroupChangePolicy: 'OnRootMismatch',
-              seccompProfile: { type: 'RuntimeDefault' },
-            },
+            securityContext: POD_SECURITY,
             automountServiceAccountToken: false,
             enableServiceLinks: false,
             terminationGracePeriodSeconds: 60,
