@@ -22,6 +22,9 @@ const project = new cdk8s.ConstructLibraryCdk8s({
   devDeps: [
     // v4 is CommonJS and works under jest on Node 20; v5 is ESM-only and needs Node 22
     'kubernetes-models@^4.5.1',
+    // schemas of the ServiceMonitor, PrometheusRule and Certificate objects we synthesize (v4: CommonJS)
+    '@kubernetes-models/prometheus-operator@^4.4.4',
+    '@kubernetes-models/cert-manager@^4.4.4',
     'cdk8s-cli',
     // a local S3-compatible server for the backup target tests (rclone against loopback)
     's3rver@^3.7.1',
