@@ -52,6 +52,27 @@ describe('schema validation', () => {
     ]);
   });
 
+  test('a ServiceMonitor and a cert-manager Certificate are validated against their own schemas', () => {
+    const monitor = {
+      apiVersion: 'monitoring.coreos.com/v1',
+      kind: 'ServiceMonitor',
+      metadata: { name: 'm' },
+      spec: { selector: { matchLabels: { app: 'db' } }, endpoints: [{ port: 'metrics' }] },
+    };
+    expect(validateManifest(monitor)).toEqual([]);
+    expect(validateManifest({ ...monitor, spec: { ...monitor.spec, endpoints: [{ port: 'metrics', intervall: '30s' }] } })).toEqual([
+      '/spec/endpoints/0/intervall is not a field of the schema (unknown field "intervall")',
+    ]);
+    const certificate = {
+      apiVersion: 'cert-manager.io/v1',
+      kind: 'Certificate',
+      metadata: { name: 'c' },
+      spec: { secretName: 'c-tls', issuerRef: { name: 'ca', kind: 'Issuer' }, dnsNames: ['db'] },
+    };
+    expect(validateManifest(certificate)).toEqual([]);
+    expect(validateManifest({ ...certificate, spec: { ...certificate.spec, secretName: undefined } }).join('\n')).toMatch(/required property secretName/);
+  });
+
   test('synth rejects a raw ApiObject with an unknown field and names the object', () => {
     const chart = Testing.chart();
     const sts = goodStatefulSet();

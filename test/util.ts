@@ -68,12 +68,19 @@ function modelFor(manifest: Manifest): any {
   if (typeof manifest.apiVersion !== 'string' || typeof manifest.kind !== 'string') {
     return undefined;
   }
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require(`kubernetes-models/${manifest.apiVersion}`)[manifest.kind];
-  } catch {
-    return undefined;
+  // core and built-in kinds, then the custom resources we synthesize (ServiceMonitor, Certificate, ...)
+  for (const pkg of ['kubernetes-models', '@kubernetes-models/prometheus-operator', '@kubernetes-models/cert-manager']) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const model = require(`${pkg}/${manifest.apiVersion}/${manifest.kind}`)[manifest.kind];
+      if (model) {
+        return model;
+      }
+    } catch {
+      // not in this package
+    }
   }
+  return undefined;
 }
 
 function track<T>(value: T, accesses: Map<object, Access>): T {
