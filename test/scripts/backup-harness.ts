@@ -103,10 +103,11 @@ export class Host {
     return spawn(argv[0], argv.slice(1), { env, detached: true, stdio });
   }
 
-  /** Runs a command to completion. */
-  run(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 180_000, log?: string): Promise<Result> {
+  /** Runs a command to completion; `started` sees the process while it runs (to kill it mid-way). */
+  run(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 180_000, log?: string, started?: (child: ChildProcess) => void): Promise<Result> {
     return new Promise((resolve, reject) => {
       const child = this.spawn(args, env, ['ignore', 'pipe', 'pipe']);
+      started?.(child);
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       child.stdout!.on('data', (b: Buffer) => out.push(b));
@@ -154,10 +155,12 @@ export class ClusterPod {
   readonly run: string;
   private readonly processes = new Map<string, ChildProcess>();
 
-  constructor(readonly host: Host, readonly cluster: ClusterSpec, readonly ordinal: number, private readonly extraEnv: Record<string, string> = {}) {
+  /** `instance` tells apart the directories of pods that reuse an ordinal (a new volume). */
+  constructor(readonly host: Host, readonly cluster: ClusterSpec, readonly ordinal: number, private readonly extraEnv: Record<string, string> = {},
+    instance = '') {
     this.hostname = `${cluster.name}-${ordinal}`;
     this.ip = host.address(`${this.hostname}.${cluster.name}`);
-    this.dir = path.join(host.root, this.hostname);
+    this.dir = path.join(host.root, `${this.hostname}${instance}`);
     this.volume = path.join(this.dir, 'volume');
     this.run = path.join(this.dir, 'run');
     for (const d of ['volume', 'run', 'tmp', 'conf', 'config']) fs.mkdirSync(path.join(this.dir, d), { recursive: true });
@@ -201,7 +204,35 @@ export class ClusterPod {
 
   /** Runs one of the library's scripts to completion (an init container, a probe). */
   script(name: string, extraEnv: Record<string, string> = {}, timeoutMs = 180_000): Promise<Result> {
-    return this.host.run(['/bin/bash', path.join(SCRIPTS, name)], this.env(extraEnv), timeoutMs, path.join(this.dir, 'exec.log'));
+    return this.exec(['/bin/bash', path.join(SCRIPTS, name)], extraEnv, timeoutMs);
+  }
+
+  /** Runs a bash snippet with replication-lib.sh sourced, as the scripts do. */
+  bash(snippet: string, extraEnv: Record<string, string> = {}, timeoutMs = 180_000): Promise<Result> {
+    return this.exec(['/bin/bash', '--norc', '--noprofile', '-c', `source ${SCRIPTS}/replication-lib.sh\n${snippet}`], extraEnv, timeoutMs);
+  }
+
+  /** The process groups of everything running in this pod, scripts run to completion included. */
+  pids(): number[] {
+    return [...this.processes.values()].map((c) => c.pid!).filter((p) => p !== undefined);
+  }
+
+  /** A file of the pod's volume, or undefined when it does not exist. */
+  file(relative: string): string | undefined {
+    const f = path.join(this.volume, relative);
+    return fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : undefined;
+  }
+
+  private async exec(args: string[], extraEnv: Record<string, string>, timeoutMs: number): Promise<Result> {
+    let key = '';
+    try {
+      return await this.host.run(args, this.env(extraEnv), timeoutMs, path.join(this.dir, 'exec.log'), (child) => {
+        key = `exec-${child.pid}`;
+        this.processes.set(key, child);
+      });
+    } finally {
+      this.processes.delete(key);
+    }
   }
 
   /** Starts a long-running container script (server, agent, donor); its output goes to <name>.log. */

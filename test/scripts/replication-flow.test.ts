@@ -14,242 +14,31 @@
  */
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
-import * as net from 'net';
-import * as os from 'os';
 import * as path from 'path';
 import { Testing } from 'cdk8s';
+import { ClusterPod, ClusterSpec, freePort, Host, kill, listening, Result, SCRIPTS, waitFor } from './backup-harness';
 import { EngineVersion, MySqlReplicationCluster } from '../../src';
 import { one, synth } from '../util';
 
 jest.setTimeout(180_000);
 
-const SCRIPTS = path.join(__dirname, '..', '..', 'src', 'scripts');
 const NAME = 'rt';
 /** Passwords with quotes, a backslash, '#', ';' and '$', to prove they are quoted everywhere. */
 const ROOT_PASSWORD = 'r00t "pa\'ss" #1 \\ $HOME';
 const REPLICATION_PASSWORD = 'repl;pa\'ss"2`id`';
 
-interface Result {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Everything the pods of the test share: the synthesized env and config, addresses, ports. */
-interface Cluster {
-  readonly root: string;
-  readonly env: Record<string, string>;
-  readonly config: Record<string, string>;
-  readonly hosts: string;
-  readonly secrets: string;
-  readonly bin: string;
-  readonly network: string;
-  readonly dbPort: number;
-  readonly seedPort: number;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-/** A directory of links to this host's programs, minus what the mariadb:11.4 image lacks. */
-function imageLikeBin(dir: string): string {
-  const bin = path.join(dir, 'bin');
-  fs.mkdirSync(bin);
-  for (const source of ['/usr/sbin', '/usr/bin']) {
-    for (const name of fs.readdirSync(source)) {
-      if (/^mysql/.test(name) || ['nc', 'ncat', 'netcat', 'nc.openbsd', 'nc.traditional'].includes(name)) continue;
-      const link = path.join(bin, name);
-      if (!fs.existsSync(link)) fs.symlinkSync(path.join(source, name), link);
-    }
-  }
-  return bin;
-}
-
-class Pod {
-  readonly hostname: string;
-  readonly ip: string;
-  readonly dir: string;
-  readonly volume: string;
-  readonly run: string;
-  private readonly processes = new Map<string, ChildProcess>();
-
-  constructor(readonly cluster: Cluster, readonly ordinal: number, instance = '') {
-    this.hostname = `${NAME}-${ordinal}`;
-    this.ip = `${cluster.network}.${10 + ordinal}`;
-    this.dir = path.join(cluster.root, `${this.hostname}${instance}`);
-    this.volume = path.join(this.dir, 'volume');
-    this.run = path.join(this.dir, 'run');
-    for (const d of ['volume', 'run', 'tmp', 'conf', 'config']) fs.mkdirSync(path.join(this.dir, d), { recursive: true });
-    const overrides = [
-      '',
-      '# test only: run as root on a shared host, each pod on its own loopback address',
-      '[mysqld]',
-      'user = root',
-      `bind_address = ${this.ip}`,
-      `port = ${cluster.dbPort}`,
-      `datadir = ${this.volume}/data`,
-      `socket = ${this.run}/mysqld.sock`,
-      `pid_file = ${this.run}/mysqld.pid`,
-      'innodb_buffer_pool_size = 32M',
-      '',
-    ].join('\n');
-    for (const [file, text] of Object.entries(cluster.config)) {
-      fs.writeFileSync(path.join(this.dir, 'config', file), file === 'server.cnf' ? text + overrides : text);
-    }
-  }
-
-  env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-    return {
-      ...this.cluster.env,
-      DB_PORT: `${this.cluster.dbPort}`,
-      SEED_PORT: `${this.cluster.seedPort}`,
-      DB_SOCKET: `${this.run}/mysqld.sock`,
-      DB_CNF: path.join(this.dir, 'conf', 'my.cnf'),
-      CONFIG_DIR: path.join(this.dir, 'config'),
-      SECRETS_DIR: this.cluster.secrets,
-      RUN_DIR: this.run,
-      DATA_ROOT: this.volume,
-      TMPDIR: path.join(this.dir, 'tmp'),
-      HOSTNAME: this.hostname,
-      PATH: this.cluster.bin,
-      ...extra,
-    };
-  }
-
-  /** argv of a command inside this pod: private /etc/hosts, the pod's environment. */
-  private argv(args: string[]): string[] {
-    return ['/usr/bin/unshare', '--mount', '--propagation', 'private', '--', '/bin/bash', '-c',
-      'mount --bind "$1" /etc/hosts && shift && exec "$@"', '_', this.cluster.hosts, ...args];
-  }
-
-  /** Runs one of the library's scripts to completion (an init container, a probe). */
-  script(name: string, extraEnv: Record<string, string> = {}, timeoutMs = 120_000): Promise<Result> {
-    return this.exec(['/bin/bash', path.join(SCRIPTS, name)], extraEnv, timeoutMs);
-  }
-
-  /** Runs a bash snippet with replication-lib.sh sourced, as the scripts do. */
-  bash(snippet: string, extraEnv: Record<string, string> = {}, timeoutMs = 120_000): Promise<Result> {
-    return this.exec(['/bin/bash', '--norc', '--noprofile', '-c', `source ${SCRIPTS}/replication-lib.sh\n${snippet}`], extraEnv, timeoutMs);
-  }
-
-  private exec(args: string[], extraEnv: Record<string, string>, timeoutMs: number): Promise<Result> {
-    return new Promise((resolve, reject) => {
-      const argv = this.argv(args);
-      const child = spawn(argv[0], argv.slice(1), { env: this.env(extraEnv), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-      this.processes.set(`exec-${child.pid}`, child);
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      child.stdout!.on('data', (b: Buffer) => out.push(b));
-      child.stderr!.on('data', (b: Buffer) => err.push(b));
-      const timer = setTimeout(() => kill(child, 'SIGKILL'), timeoutMs);
-      child.on('error', reject);
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        this.processes.delete(`exec-${child.pid}`);
-        const result = { code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
-        fs.appendFileSync(path.join(this.dir, 'exec.log'), `$ ${args.join(' ')}\n${result.stderr}${result.stdout}\n`);
-        resolve(result);
-      });
-    });
-  }
-
-  /** Starts a long-running container script (server, agent, donor); its output goes to <name>.log. */
-  start(name: string): void {
-    const log = fs.openSync(path.join(this.dir, `${name}.log`), 'a');
-    const argv = this.argv(['/bin/bash', path.join(SCRIPTS, name)]);
-    const child = spawn(argv[0], argv.slice(1), { env: this.env(), detached: true, stdio: ['ignore', log, log] });
-    fs.closeSync(log);
-    this.processes.set(name, child);
-  }
-
-  async stop(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const child = this.processes.get(name);
-    if (!child) return;
-    this.processes.delete(name);
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    kill(child, signal);
-    const timer = setTimeout(() => kill(child, 'SIGKILL'), 20_000);
-    await exited;
-    clearTimeout(timer);
-  }
-
-  async stopAll(): Promise<void> {
-    for (const name of [...this.processes.keys()]) await this.stop(name);
-  }
-
-  pids(): number[] {
-    return [...this.processes.values()].map((c) => c.pid!).filter((p) => p !== undefined);
-  }
-
-  /** Runs SQL on this pod's server as root, over its socket. */
-  sql(statements: string): string {
-    return execFileSync('mariadb', [`--defaults-extra-file=${this.run}/root.cnf`, '--batch', '--skip-column-names'], { input: statements, encoding: 'utf8', stdio: 'pipe' }).trim();
-  }
-
-  alive(): boolean {
-    try {
-      this.sql('SELECT 1');
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  file(relative: string): string | undefined {
-    const f = path.join(this.volume, relative);
-    return fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : undefined;
-  }
-
-  status(): Record<string, string> {
-    const out = execFileSync('mariadb', [`--defaults-extra-file=${this.run}/root.cnf`, '--batch', '-e', 'SHOW REPLICA STATUS'], { encoding: 'utf8', stdio: 'pipe' });
-    const [header, values] = out.split('\n');
-    if (!values) return {};
-    const names = header.split('\t');
-    return Object.fromEntries(values.split('\t').map((v, i) => [names[i], v]));
-  }
-}
-
-function kill(child: ChildProcess, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-child.pid!, signal);
-  } catch {
-    // exited already
-  }
-}
-
-function listening(port: number): boolean {
-  return execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' }).trim().length > 0;
-}
+type Pod = ClusterPod;
 
 describe('a MariaDB replication cluster run by its own scripts', () => {
-  let cluster: Cluster;
+  let host: Host;
+  let cluster: ClusterSpec;
   const pods: Pod[] = [];
   let rows = 0;
   /** Fake donors started by the test itself. */
   const fakes: ChildProcess[] = [];
 
   function pod(ordinal: number, instance = ''): Pod {
-    const p = new Pod(cluster, ordinal, instance);
+    const p = new ClusterPod(host, cluster, ordinal, {}, instance);
     pods.push(p);
     return p;
   }
@@ -320,22 +109,18 @@ describe('a MariaDB replication cluster run by its own scripts', () => {
     new MySqlReplicationCluster(chart, 'db', { name: NAME, version: EngineVersion.MARIADB_10_11, replicas: 3 });
     const manifests = synth(chart);
     const initContainer = one(manifests, 'StatefulSet').spec.template.spec.initContainers[0];
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cdk8s-mysql-flow-'));
-    const network = `127.${100 + (process.pid % 100)}.${1 + Math.floor(Math.random() * 250)}`;
-    const hosts = path.join(root, 'hosts');
-    fs.writeFileSync(hosts, ['127.0.0.1 localhost', ...Array.from({ length: 10 }, (_, i) => `${network}.${10 + i} ${NAME}-${i}.${NAME}`), ''].join('\n'));
-    const secrets = path.join(root, 'credentials');
+    host = new Host('flow');
+    // every name a pod of the test may look up exists from the start, as on the pod network
+    Array.from({ length: 10 }, (_, i) => host.address(`${NAME}-${i}.${NAME}`));
+    const secrets = path.join(host.root, 'credentials');
     fs.mkdirSync(secrets);
     fs.writeFileSync(path.join(secrets, 'root-password'), ROOT_PASSWORD);
     fs.writeFileSync(path.join(secrets, 'replication-password'), REPLICATION_PASSWORD);
     cluster = {
-      root,
+      name: NAME,
       env: Object.fromEntries(initContainer.env.map((e: { name: string; value: string }) => [e.name, e.value])),
       config: one(manifests, 'ConfigMap', `${NAME}-config`).data,
-      hosts,
       secrets,
-      bin: imageLikeBin(root),
-      network,
       dbPort: await freePort(),
       seedPort: await freePort(),
     };
@@ -344,16 +129,12 @@ describe('a MariaDB replication cluster run by its own scripts', () => {
   afterAll(async () => {
     await stopFakeDonors().catch(() => undefined);
     for (const p of pods) await p.stopAll();
-    if (process.env.KEEP_FLOW_DIR) {
-      console.log(`kept ${cluster.root}`);
-    } else {
-      fs.rmSync(cluster.root, { recursive: true, force: true });
-    }
+    host.remove();
   }, 120_000);
 
   test('the scripts run without any mysql* program or netcat, as in the mariadb:11.4 image', () => {
-    expect(fs.readdirSync(cluster.bin).filter((n) => /^mysql|^nc$|^ncat$/.test(n))).toEqual([]);
-    expect(fs.readdirSync(cluster.bin)).toEqual(expect.arrayContaining(['mariadb', 'mariadbd', 'mariadb-backup', 'mbstream', 'socat']));
+    expect(fs.readdirSync(host.bin).filter((n) => /^mysql|^nc$|^ncat$/.test(n))).toEqual([]);
+    expect(fs.readdirSync(host.bin)).toEqual(expect.arrayContaining(['mariadb', 'mariadbd', 'mariadb-backup', 'mbstream', 'socat']));
   });
 
   test('the primary initializes its volume with the cluster accounts, and accepts writes', async () => {
@@ -473,19 +254,19 @@ describe('a MariaDB replication cluster run by its own scripts', () => {
 
     beforeAll(async () => {
       // a real copy, as the donor sends it
-      const send = await primary().bash(`exec bash ${SCRIPTS}/replication-send.sh > ${cluster.root}/copy.xb`);
+      const send = await primary().bash(`exec bash ${SCRIPTS}/replication-send.sh > ${host.root}/copy.xb`);
       expect(send.stderr).toMatch(/sent a complete copy/);
-      full = fs.readFileSync(path.join(cluster.root, 'copy.xb'));
+      full = fs.readFileSync(path.join(host.root, 'copy.xb'));
       // the same copy without its end mark: mbstream alone cannot tell that it is incomplete
-      const mark = path.join(cluster.root, 'mark');
+      const mark = path.join(host.root, 'mark');
       fs.mkdirSync(mark);
       fs.writeFileSync(path.join(mark, 'cdk8s-mysql-seed-complete'), 'complete\n');
       const markStream = execFileSync('mbstream', ['-c', 'cdk8s-mysql-seed-complete'], { cwd: mark });
       expect(full.subarray(full.length - markStream.length).equals(markStream)).toBe(true);
       withoutEndMark = full.subarray(0, full.length - markStream.length);
-      fs.writeFileSync(path.join(cluster.root, 'no-mark.xb'), withoutEndMark);
-      fs.writeFileSync(path.join(cluster.root, 'half.xb'), full.subarray(0, Math.floor(full.length / 2)));
-      const check = path.join(cluster.root, 'check');
+      fs.writeFileSync(path.join(host.root, 'no-mark.xb'), withoutEndMark);
+      fs.writeFileSync(path.join(host.root, 'half.xb'), full.subarray(0, Math.floor(full.length / 2)));
+      const check = path.join(host.root, 'check');
       fs.mkdirSync(check);
       execFileSync('mbstream', ['-x', '-C', check], { input: withoutEndMark });
     }, 120_000);
@@ -494,7 +275,7 @@ describe('a MariaDB replication cluster run by its own scripts', () => {
       ['cut in the middle of a file', 'half.xb', /the copy from rt-\d\.rt:\d+ (failed: the connection or the extraction broke|is incomplete)/],
       ['complete but for the end mark', 'no-mark.xb', /the copy from rt-\d\.rt:\d+ is incomplete: it ended without the donor's end mark/],
     ])('a copy %s is refused and leaves no seeded marker', async (_, file, message) => {
-      await startFakeDonor(`EXEC:cat ${path.join(cluster.root, file)}`);
+      await startFakeDonor(`EXEC:cat ${path.join(host.root, file)}`);
       const p = pod(4, `-${file}`);
       const init = await p.script('replication-init.sh');
       await stopFakeDonors();
@@ -506,7 +287,7 @@ describe('a MariaDB replication cluster run by its own scripts', () => {
     });
 
     test('a seed killed mid-stream leaves no seeded marker, and the next attempt starts over', async () => {
-      await startFakeDonor(`SYSTEM:cat ${path.join(cluster.root, 'half.xb')}; sleep 600`);
+      await startFakeDonor(`SYSTEM:cat ${path.join(host.root, 'half.xb')}; sleep 600`);
       const p4 = pod(4, '-killed');
       const running = p4.script('replication-init.sh', {}, 60_000);
       const stage = path.join(p4.volume, 'seed.tmp');
