@@ -3,6 +3,7 @@ import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
+import * as guard from './_guardrails';
 import { contentHash, readScripts } from './_scripts';
 import { EngineVersion } from './engine-version';
 
@@ -120,10 +121,12 @@ export interface GaleraClusterProps {
   /**
    * Further server options for the `[mariadbd]` section of galera.cnf, by option name, e.g.
    * `{ innodb_buffer_pool_size: '512M', wsrep_provider_options: 'gcache.size=1G' }`. They come
-   * after the library's settings, so they also override its defaults (`binlog_format`,
-   * `innodb_autoinc_lock_mode`, …) at your own risk. Options the start logic depends on (the
-   * wsrep addresses and names, the SST method and account, datadir, socket, port) are set by
-   * the construct and cannot be given here, nor `pc.recovery`/`pc.bootstrap`.
+   * after the library's settings, so they also override its defaults at your own risk; Galera's
+   * mandatory settings keep their values (`binlog_format` ROW, `innodb_autoinc_lock_mode` 2,
+   * `default_storage_engine` InnoDB). Options the start logic depends on (the wsrep addresses and
+   * names, the SST method and account, datadir, socket, port) are set by the construct and cannot
+   * be given here, nor the provider options `pc.recovery`, `pc.bootstrap`, `gmcast.listen_addr`,
+   * `ist.recv_addr` and `base_port`.
    *
    * @default - none
    */
@@ -233,6 +236,9 @@ const RESERVED_OPTIONS: Record<string, string> = {
   bind_address: 'the peers and the Services connect over the pod network',
   user: 'the pods run as the images\' mysql user (uid 999)',
   log_error: 'the server logs to the container\'s output (kubectl logs)',
+  skip_grant_tables: 'the server checks every login against its accounts',
+  wsrep_recover: 'the start logic recovers the position itself; set in a file, every start would only recover and exit',
+  wsrep_start_position: 'the start logic passes each node\'s recovered position',
 };
 
 /**
@@ -317,11 +323,8 @@ export class GaleraCluster extends Construct {
       );
     }
     const image = props.image ?? version.image;
-    validateImage('image', image);
+    validateImage('image', image, version.version);
     const storage = props.storage ?? Size.gibibytes(10);
-    if (storage.toKibibytes() <= 0) {
-      throw new Error(`storage must be more than 0, got ${storage.toKibibytes()} KiB: give each node's volume a size, e.g. Size.gibibytes(10)`);
-    }
     const clusterName = props.clusterName ?? name;
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(clusterName)) {
       throw new Error(`clusterName '${clusterName}' is not valid: use 1 to 64 letters, digits, '_', '.' or '-'`);
@@ -329,6 +332,15 @@ export class GaleraCluster extends Construct {
     const startupSeconds = wholeSeconds('startupTimeout', props.startupTimeout ?? Duration.hours(1), 30);
     const primarySeconds = wholeSeconds('primaryComponentTimeout', props.primaryComponentTimeout ?? Duration.seconds(60), 10);
     const sstMethod = props.sstMethod ?? SstMethod.MARIABACKUP;
+    // guardrails: what Kubernetes or the server would reject later, or run badly (see _guardrails.ts)
+    guard.checkServiceName('name', name);
+    guard.checkStorage('storage', storage);
+    guard.checkStorageClassName('storageClassName', props.storageClassName);
+    guard.checkResources('resources', props.resources);
+    // without resources, the default memory limit is 1 GiB
+    guard.checkBufferPool(props.resources ? props.resources.memory?.limit : Size.gibibytes(1), undefined, '', props.serverOptions);
+    guard.checkGaleraServerOptions(props.serverOptions ?? {});
+    guard.checkStartupOutlastsJoin(startupSeconds, primarySeconds);
 
     this.name = name;
     this.replicas = replicas;
@@ -519,7 +531,7 @@ function validateReplicas(replicas: number, allowSingleNode: boolean): void {
   if (replicas % 2 === 0) {
     throw new Error(
       `replicas ${replicas} is even: an even number of nodes can split into two halves with no majority, ` +
-      `and then no half accepts writes; use ${replicas - 1} or ${replicas + 1} (3, 5 or 7)`,
+      `and then no half accepts writes; use ${replicas === 2 ? 3 : `${replicas - 1} or ${replicas + 1}`} (3, 5 or 7)`,
     );
   }
 }
@@ -548,13 +560,9 @@ function galeraCnf(clusterName: string, peers: string[], sstMethod: SstMethod, s
     wsrep_sst_method: sstMethod.name,
   };
   for (const [key, value] of Object.entries(serverOptions)) {
-    const normalized = key.toLowerCase().replace(/-/g, '_').replace(/^loose_/, '');
-    const reason = RESERVED_OPTIONS[normalized];
+    const reason = guard.reservedReason(key, RESERVED_OPTIONS);
     if (reason !== undefined) {
-      throw new Error(`serverOptions sets ${key}, which the construct manages: ${reason}`);
-    }
-    if (normalized === 'wsrep_provider_options' && /(^|;)\s*pc\.(recovery|bootstrap)\s*=/.test(value)) {
-      throw new Error(`serverOptions.${key} sets pc.recovery or pc.bootstrap, which the start logic depends on: remove them`);
+      throw new Error(guard.reservedMessage(key, reason));
     }
     server[key] = value;
   }
