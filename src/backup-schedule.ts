@@ -88,7 +88,7 @@ export interface BackupScheduleOptions {
   /**
    * Times of day, comma-separated `HH:MM` (24 h) in `timeZone`, e.g. `'01:01,13:01'`. Times that
    * share their minute share one CronJob (`1 1,13 * * *`); each other minute gets its own.
-   * Give either `times` or `schedules`.
+   * Give either `times` or `schedules`; runs must be at least 5 minutes apart.
    *
    * @default - daily at 01:00 when `schedules` is not set either
    */
@@ -96,7 +96,8 @@ export interface BackupScheduleOptions {
 
   /**
    * Cron schedules, one CronJob each, e.g. `[Cron.schedule({ minute: '15', hour: '*\/6' })]`.
-   * Give either `times` or `schedules`.
+   * Give either `times` or `schedules`; runs must be at least 5 minutes apart, and each schedule
+   * must run on some date.
    *
    * @default - daily at 01:00 when `times` is not set either
    */
@@ -121,7 +122,8 @@ export interface BackupScheduleOptions {
 
   /**
    * Keep every complete backup younger than this (by the start time in its name), e.g.
-   * `Duration.days(7)`.
+   * `Duration.days(7)`. Without `keepLast`, it must be longer than the time between two
+   * backups, so that more than the newest one is kept.
    *
    * @default - no age rule
    */

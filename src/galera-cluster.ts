@@ -57,7 +57,8 @@ export interface GaleraClusterProps {
   /**
    * The name of the StatefulSet and of the headless Service, and the prefix of every other
    * object's name (`<name>-client`, `<name>-config`, `<name>-scripts`, `<name>-credentials`,
-   * `<name>-pdb`) and of the pods (`<name>-0`, `<name>-1`, …). At most 52 characters, a DNS label.
+   * `<name>-pdb`) and of the pods (`<name>-0`, `<name>-1`, …). At most 52 characters, a DNS label
+   * that starts with a letter (it names Services).
    *
    * @default - derived from the construct path (stable, with a short hash)
    */
@@ -91,7 +92,7 @@ export interface GaleraClusterProps {
   /**
    * The container image, e.g. a mirror of the official image. It must carry the binaries of the
    * official `mariadb` image of `version` (mariadbd, mariadb-backup, socat, the Galera library at
-   * `/usr/lib/galera/libgalera_smm.so`, rsync); it must name a tag or a digest.
+   * `/usr/lib/galera/libgalera_smm.so`, rsync); it must name a tag other than `latest`, or a digest.
    *
    * @default - the official image of `version`, e.g. `mariadb:11.4`
    */
@@ -105,7 +106,7 @@ export interface GaleraClusterProps {
   readonly resources?: kplus.ContainerResources;
 
   /**
-   * The size of each node's volume (one PersistentVolumeClaim per pod).
+   * The size of each node's volume (one PersistentVolumeClaim per pod). At least 1 GiB.
    *
    * @default Size.gibibytes(10)
    */
@@ -178,7 +179,8 @@ export interface GaleraClusterProps {
    * How long a pod may take from its start to a server that answers: waiting for its peers
    * after a full outage, crash recovery and a full state transfer of all its data (size it for
    * your largest SST). The startup probe restarts a pod that takes longer; the liveness probe
-   * only applies afterwards, so it never kills a node during SST or recovery.
+   * only applies afterwards, so it never kills a node during SST or recovery. Longer than
+   * `primaryComponentTimeout`.
    *
    * @default Duration.hours(1)
    */

@@ -17,7 +17,8 @@ export interface MySqlReplicationClusterProps {
   /**
    * The name of the StatefulSet and of the headless Service, the prefix of every other object's
    * name (`<name>-write`, `<name>-read`, `<name>-config`, `<name>-scripts`, `<name>-credentials`)
-   * and of the pods (`<name>-0` is the primary). At most 52 characters, a DNS label.
+   * and of the pods (`<name>-0` is the primary). At most 52 characters, a DNS label that starts
+   * with a letter (it names Services).
    *
    * @default - derived from the construct path (stable, with a short hash)
    */
@@ -40,7 +41,7 @@ export interface MySqlReplicationClusterProps {
   /**
    * The container image of every container of the pods, e.g. a mirror of the official image.
    * It must carry the binaries of `version` (the scripts call the engine's own programs); it must
-   * name a tag or a digest.
+   * name a tag other than `latest`, or a digest.
    *
    * @default - the official image of `version`, e.g. `mysql:8.4`
    */
@@ -56,7 +57,7 @@ export interface MySqlReplicationClusterProps {
 
   /**
    * The size of each pod's volume (one PersistentVolumeClaim per pod, from the StatefulSet's
-   * volumeClaimTemplates). It holds the datadir, including the binary logs.
+   * volumeClaimTemplates). It holds the datadir, including the binary logs. At least 1 GiB.
    *
    * @default Size.gibibytes(10)
    */
@@ -77,14 +78,15 @@ export interface MySqlReplicationClusterProps {
   readonly accessModes?: kplus.PersistentVolumeAccessMode[];
 
   /**
-   * `innodb_buffer_pool_size`: keep it well below the memory limit.
+   * `innodb_buffer_pool_size`: at most 80% of the memory limit (the server needs memory beside
+   * it); with the default 128 MiB, a memory limit needs to be at least 160 MiB.
    *
    * @default - the server's default (128 MiB)
    */
   readonly innodbBufferPoolSize?: Size;
 
   /**
-   * `max_connections`.
+   * `max_connections`: 1 to 100000 for MySQL, 10 to 100000 for MariaDB.
    *
    * @default - the server's default (151)
    */
