@@ -114,7 +114,7 @@ export function cnfSize(value: string): Size | undefined {
  * `serverOptions.innodb_buffer_pool_size`, else the server's default. No limit, no check.
  */
 export function checkBufferPool(
-  memoryLimit: Size | undefined, typed: Size | undefined, typedProp: string, serverOptions: { [name: string]: string } | undefined,
+  memoryLimit: Size | undefined, serverOptions: { [name: string]: string } | undefined, typedProp?: string, typed?: Size,
 ): void {
   if (!memoryLimit) return;
   const raw = Object.entries(serverOptions ?? {}).find(([k]) => normalizeOption(k) === 'innodb_buffer_pool_size');
@@ -234,7 +234,7 @@ function cronField(field: string, min: number, max: number, names: string[] = []
     const step = stepText === undefined ? 1 : Number(stepText);
     let [from, to] = [min, max];
     if (range === '*' || range === '?') {
-      star = step === 1;
+      star = star || step === 1;
     } else {
       const [a, b] = range.split('-');
       from = value(a);

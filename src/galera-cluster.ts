@@ -340,7 +340,7 @@ export class GaleraCluster extends Construct {
     guard.checkStorageClassName('storageClassName', props.storageClassName);
     guard.checkResources('resources', props.resources);
     // without resources, the default memory limit is 1 GiB
-    guard.checkBufferPool(props.resources ? props.resources.memory?.limit : Size.gibibytes(1), undefined, '', props.serverOptions);
+    guard.checkBufferPool(props.resources ? props.resources.memory?.limit : Size.gibibytes(1), props.serverOptions);
     guard.checkGaleraServerOptions(props.serverOptions ?? {});
     guard.checkStartupOutlastsJoin(startupSeconds, primarySeconds);
 

@@ -324,7 +324,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     guard.checkStorageClassName('storageClassName', props.storageClassName);
     guard.checkResources('resources', props.resources);
     // without resources, the default memory limit is 1 GiB
-    guard.checkBufferPool(props.resources ? props.resources.memory?.limit : Size.gibibytes(1), props.innodbBufferPoolSize, 'innodbBufferPoolSize', props.serverOptions);
+    guard.checkBufferPool(props.resources ? props.resources.memory?.limit : Size.gibibytes(1), props.serverOptions, 'innodbBufferPoolSize', props.innodbBufferPoolSize);
     if (props.maxConnections !== undefined) guard.checkMaxConnections(props.maxConnections, version.isMariaDb);
 
     this.name = name;
