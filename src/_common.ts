@@ -35,11 +35,18 @@ export function validateStatefulSetName(prop: string, name: string, replicas: nu
   }
 }
 
-/** Checks that an image reference names a tag or a digest, so that pods never float to `latest`. */
-export function validateImage(prop: string, image: string): void {
+/**
+ * Checks that an image reference names a tag other than `latest`, or a digest, so that pods never
+ * float to another release; `tag` is the example tag of the message (e.g. the server's version).
+ */
+export function validateImage(prop: string, image: string, tag = '<version>'): void {
   const lastSegment = image.slice(image.lastIndexOf('/') + 1);
   if (!image.includes('@sha256:') && !lastSegment.includes(':')) {
-    throw new Error(`${prop} '${image}' has no tag: pin a version, e.g. '${image}:11.4' (an untagged image floats to 'latest')`);
+    throw new Error(`${prop} '${image}' has no tag: pin a version, e.g. '${image}:${tag}' (an untagged image floats to 'latest')`);
+  }
+  if (!image.includes('@sha256:') && /:latest$/i.test(lastSegment)) {
+    const repository = image.slice(0, image.length - ':latest'.length);
+    throw new Error(`${prop} '${image}' is pinned to 'latest', which moves to every new release: pin a version, e.g. '${repository}:${tag}'`);
   }
 }
 
@@ -66,11 +73,12 @@ export function renderCnf(sections: Record<string, Record<string, CnfValue>>): s
   for (const [section, options] of Object.entries(sections)) {
     out.push(`[${section}]`);
     for (const [key, value] of Object.entries(options)) {
+      // the options of the library are well-formed: what fails here comes from serverOptions
       if (!/^[A-Za-z0-9_.-]+$/.test(key)) {
-        throw new Error(`my.cnf option name '${key}' is not valid: use letters, digits, '_', '-' and '.'`);
+        throw new Error(`serverOptions key '${key}' is not an option name: use the server's option name, of letters, digits, '_', '-' and '.', e.g. 'long_query_time'`);
       }
       if (typeof value === 'string' && /[\r\n]/.test(value)) {
-        throw new Error(`my.cnf option '${key}' has a line break in its value: give a single-line value`);
+        throw new Error(`serverOptions.${key} has a line break in its value: give a single-line value`);
       }
       out.push(value === true ? key : `${key} = ${value === false ? 'OFF' : value}`);
     }

@@ -4,6 +4,7 @@ import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { BACKUP_SCRIPTS, BoundBackupTarget, checkBackupName } from './_backup';
 import { CONTAINER_SECURITY, POD_SECURITY, recommendedLabels } from './_common';
+import * as guard from './_guardrails';
 import { readScripts } from './_scripts';
 import { BackupTarget } from './backup-target';
 import { IDatabaseCluster } from './database-cluster';
@@ -87,7 +88,7 @@ export interface BackupScheduleOptions {
   /**
    * Times of day, comma-separated `HH:MM` (24 h) in `timeZone`, e.g. `'01:01,13:01'`. Times that
    * share their minute share one CronJob (`1 1,13 * * *`); each other minute gets its own.
-   * Give either `times` or `schedules`.
+   * Give either `times` or `schedules`; runs must be at least 5 minutes apart.
    *
    * @default - daily at 01:00 when `schedules` is not set either
    */
@@ -95,7 +96,8 @@ export interface BackupScheduleOptions {
 
   /**
    * Cron schedules, one CronJob each, e.g. `[Cron.schedule({ minute: '15', hour: '*\/6' })]`.
-   * Give either `times` or `schedules`.
+   * Give either `times` or `schedules`; runs must be at least 5 minutes apart, and each schedule
+   * must run on some date.
    *
    * @default - daily at 01:00 when `times` is not set either
    */
@@ -120,7 +122,8 @@ export interface BackupScheduleOptions {
 
   /**
    * Keep every complete backup younger than this (by the start time in its name), e.g.
-   * `Duration.days(7)`.
+   * `Duration.days(7)`. Without `keepLast`, it must be longer than the time between two
+   * backups, so that more than the newest one is kept.
    *
    * @default - no age rule
    */
@@ -254,7 +257,7 @@ export class BackupSchedule extends Construct {
       );
     }
     if (!(props.target instanceof BackupTarget)) {
-      throw new Error(`BackupSchedule '${id}' target must be made with BackupTarget.persistentVolumeClaim(…) or BackupTarget.s3(…)`);
+      throw new Error(`BackupSchedule '${id}' target is not a BackupTarget (got ${JSON.stringify(props.target)}): make it with BackupTarget.persistentVolumeClaim(…) or BackupTarget.s3(…)`);
     }
 
     const name = props.name ?? `${cluster.name}-${kebab(id)}`;
@@ -272,9 +275,7 @@ export class BackupSchedule extends Construct {
     const compression = props.compression ?? BackupCompression.ZSTD;
 
     const timeZone = props.timeZone ?? 'Etc/UTC';
-    if (!/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/.test(timeZone)) {
-      throw new Error(`timeZone '${timeZone}' is not an IANA time zone name: give e.g. 'Etc/UTC' or 'Europe/Berlin'`);
-    }
+    guard.checkTimeZone('timeZone', timeZone);
     this.schedules = cronExpressions('', props.times, props.schedules, '0 1 * * *');
 
     const keepFor = props.keepFor;
@@ -295,6 +296,11 @@ export class BackupSchedule extends Construct {
     if (!Number.isInteger(historyLimit) || historyLimit < 0) {
       throw new Error(`jobsHistoryLimit must be a whole number of at least 0, got ${historyLimit}: e.g. 3`);
     }
+    // guardrails: runs that never come or come too often, retention that keeps one backup, resources
+    const given = props.times !== undefined ? `times '${props.times}'`
+      : props.schedules !== undefined ? `schedules '${this.schedules.join('; ')}'` : `the default schedule '${this.schedules[0]}'`;
+    guard.checkBackupCadence(given, guard.shortestGapMinutes('', this.schedules), keepFor, props.keepLast !== undefined);
+    guard.checkResources('resources', props.resources);
 
     // physical needs the cluster's stream (MySQL: turns on its xtrabackup sidecar)
     let toolsImage = cluster.image;
@@ -368,6 +374,7 @@ export class BackupSchedule extends Construct {
       if (drillSchedules.length > 1) {
         throw new Error(`restoreDrill takes one schedule, got ${drillSchedules.length} (${drillSchedules.join('; ')}): give times that share their minute, or one Cron`);
       }
+      guard.shortestGapMinutes('restoreDrill.', drillSchedules);
       const backup = drill.backup ?? 'latest';
       checkBackupName('restoreDrill.backup', backup);
       const run = jobs.container('drill', cluster.image, 'restore-drill.sh', false);

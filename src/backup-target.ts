@@ -128,7 +128,7 @@ export class BackupTarget {
       throw new Error(`BackupTarget.s3 region '${region}' is not a region name: give e.g. 'us-east-1'`);
     }
     const rcloneImage = options.rcloneImage ?? 'rclone/rclone:1.69';
-    validateImage('BackupTarget.s3 rcloneImage', rcloneImage);
+    validateImage('BackupTarget.s3 rcloneImage', rcloneImage, '1.69');
     return new BackupTarget('s3', {
       bucket: options.bucket,
       path: options.prefix,

@@ -3,6 +3,7 @@ import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
+import * as guard from './_guardrails';
 import { contentHash, readScripts } from './_scripts';
 import { EngineVersion } from './engine-version';
 
@@ -56,7 +57,8 @@ export interface GaleraClusterProps {
   /**
    * The name of the StatefulSet and of the headless Service, and the prefix of every other
    * object's name (`<name>-client`, `<name>-config`, `<name>-scripts`, `<name>-credentials`,
-   * `<name>-pdb`) and of the pods (`<name>-0`, `<name>-1`, …). At most 52 characters, a DNS label.
+   * `<name>-pdb`) and of the pods (`<name>-0`, `<name>-1`, …). At most 52 characters, a DNS label
+   * that starts with a letter (it names Services).
    *
    * @default - derived from the construct path (stable, with a short hash)
    */
@@ -90,7 +92,7 @@ export interface GaleraClusterProps {
   /**
    * The container image, e.g. a mirror of the official image. It must carry the binaries of the
    * official `mariadb` image of `version` (mariadbd, mariadb-backup, socat, the Galera library at
-   * `/usr/lib/galera/libgalera_smm.so`, rsync); it must name a tag or a digest.
+   * `/usr/lib/galera/libgalera_smm.so`, rsync); it must name a tag other than `latest`, or a digest.
    *
    * @default - the official image of `version`, e.g. `mariadb:11.4`
    */
@@ -104,7 +106,7 @@ export interface GaleraClusterProps {
   readonly resources?: kplus.ContainerResources;
 
   /**
-   * The size of each node's volume (one PersistentVolumeClaim per pod).
+   * The size of each node's volume (one PersistentVolumeClaim per pod). At least 1 GiB.
    *
    * @default Size.gibibytes(10)
    */
@@ -120,10 +122,12 @@ export interface GaleraClusterProps {
   /**
    * Further server options for the `[mariadbd]` section of galera.cnf, by option name, e.g.
    * `{ innodb_buffer_pool_size: '512M', wsrep_provider_options: 'gcache.size=1G' }`. They come
-   * after the library's settings, so they also override its defaults (`binlog_format`,
-   * `innodb_autoinc_lock_mode`, …) at your own risk. Options the start logic depends on (the
-   * wsrep addresses and names, the SST method and account, datadir, socket, port) are set by
-   * the construct and cannot be given here, nor `pc.recovery`/`pc.bootstrap`.
+   * after the library's settings, so they also override its defaults at your own risk; Galera's
+   * mandatory settings keep their values (`binlog_format` ROW, `innodb_autoinc_lock_mode` 2,
+   * `default_storage_engine` InnoDB). Options the start logic depends on (the wsrep addresses and
+   * names, the SST method and account, datadir, socket, port) are set by the construct and cannot
+   * be given here, nor the provider options `pc.recovery`, `pc.bootstrap`, `gmcast.listen_addr`,
+   * `ist.recv_addr` and `base_port`.
    *
    * @default - none
    */
@@ -175,7 +179,8 @@ export interface GaleraClusterProps {
    * How long a pod may take from its start to a server that answers: waiting for its peers
    * after a full outage, crash recovery and a full state transfer of all its data (size it for
    * your largest SST). The startup probe restarts a pod that takes longer; the liveness probe
-   * only applies afterwards, so it never kills a node during SST or recovery.
+   * only applies afterwards, so it never kills a node during SST or recovery. Longer than
+   * `primaryComponentTimeout`.
    *
    * @default Duration.hours(1)
    */
@@ -233,6 +238,9 @@ const RESERVED_OPTIONS: Record<string, string> = {
   bind_address: 'the peers and the Services connect over the pod network',
   user: 'the pods run as the images\' mysql user (uid 999)',
   log_error: 'the server logs to the container\'s output (kubectl logs)',
+  skip_grant_tables: 'the server checks every login against its accounts',
+  wsrep_recover: 'the start logic recovers the position itself; set in a file, every start would only recover and exit',
+  wsrep_start_position: 'the start logic passes each node\'s recovered position',
 };
 
 /**
@@ -317,11 +325,8 @@ export class GaleraCluster extends Construct {
       );
     }
     const image = props.image ?? version.image;
-    validateImage('image', image);
+    validateImage('image', image, version.version);
     const storage = props.storage ?? Size.gibibytes(10);
-    if (storage.toKibibytes() <= 0) {
-      throw new Error(`storage must be more than 0, got ${storage.toKibibytes()} KiB: give each node's volume a size, e.g. Size.gibibytes(10)`);
-    }
     const clusterName = props.clusterName ?? name;
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(clusterName)) {
       throw new Error(`clusterName '${clusterName}' is not valid: use 1 to 64 letters, digits, '_', '.' or '-'`);
@@ -329,6 +334,15 @@ export class GaleraCluster extends Construct {
     const startupSeconds = wholeSeconds('startupTimeout', props.startupTimeout ?? Duration.hours(1), 30);
     const primarySeconds = wholeSeconds('primaryComponentTimeout', props.primaryComponentTimeout ?? Duration.seconds(60), 10);
     const sstMethod = props.sstMethod ?? SstMethod.MARIABACKUP;
+    // guardrails: what Kubernetes or the server would reject later, or run badly (see _guardrails.ts)
+    guard.checkServiceName('name', name);
+    guard.checkStorage('storage', storage);
+    guard.checkStorageClassName('storageClassName', props.storageClassName);
+    guard.checkResources('resources', props.resources);
+    // without resources, the default memory limit is 1 GiB
+    guard.checkBufferPool(props.resources ? props.resources.memory?.limit : Size.gibibytes(1), props.serverOptions);
+    guard.checkGaleraServerOptions(props.serverOptions ?? {});
+    guard.checkStartupOutlastsJoin(startupSeconds, primarySeconds);
 
     this.name = name;
     this.replicas = replicas;
@@ -519,7 +533,7 @@ function validateReplicas(replicas: number, allowSingleNode: boolean): void {
   if (replicas % 2 === 0) {
     throw new Error(
       `replicas ${replicas} is even: an even number of nodes can split into two halves with no majority, ` +
-      `and then no half accepts writes; use ${replicas - 1} or ${replicas + 1} (3, 5 or 7)`,
+      `and then no half accepts writes; use ${replicas === 2 ? 3 : `${replicas - 1} or ${replicas + 1}`} (3, 5 or 7)`,
     );
   }
 }
@@ -548,13 +562,9 @@ function galeraCnf(clusterName: string, peers: string[], sstMethod: SstMethod, s
     wsrep_sst_method: sstMethod.name,
   };
   for (const [key, value] of Object.entries(serverOptions)) {
-    const normalized = key.toLowerCase().replace(/-/g, '_').replace(/^loose_/, '');
-    const reason = RESERVED_OPTIONS[normalized];
+    const reason = guard.reservedReason(key, RESERVED_OPTIONS);
     if (reason !== undefined) {
-      throw new Error(`serverOptions sets ${key}, which the construct manages: ${reason}`);
-    }
-    if (normalized === 'wsrep_provider_options' && /(^|;)\s*pc\.(recovery|bootstrap)\s*=/.test(value)) {
-      throw new Error(`serverOptions.${key} sets pc.recovery or pc.bootstrap, which the start logic depends on: remove them`);
+      throw new Error(guard.reservedMessage(key, reason));
     }
     server[key] = value;
   }

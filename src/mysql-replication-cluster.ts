@@ -4,6 +4,7 @@ import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { checkBackupName } from './_backup';
 import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
+import * as guard from './_guardrails';
 import { contentHash, readScripts } from './_scripts';
 import { BackupSchedule, BackupScheduleOptions } from './backup-schedule';
 import { ClusterTopology, IDatabaseCluster, PhysicalBackupStream, RestoreFromBackup } from './database-cluster';
@@ -16,7 +17,8 @@ export interface MySqlReplicationClusterProps {
   /**
    * The name of the StatefulSet and of the headless Service, the prefix of every other object's
    * name (`<name>-write`, `<name>-read`, `<name>-config`, `<name>-scripts`, `<name>-credentials`)
-   * and of the pods (`<name>-0` is the primary). At most 52 characters, a DNS label.
+   * and of the pods (`<name>-0` is the primary). At most 52 characters, a DNS label that starts
+   * with a letter (it names Services).
    *
    * @default - derived from the construct path (stable, with a short hash)
    */
@@ -39,7 +41,7 @@ export interface MySqlReplicationClusterProps {
   /**
    * The container image of every container of the pods, e.g. a mirror of the official image.
    * It must carry the binaries of `version` (the scripts call the engine's own programs); it must
-   * name a tag or a digest.
+   * name a tag other than `latest`, or a digest.
    *
    * @default - the official image of `version`, e.g. `mysql:8.4`
    */
@@ -55,7 +57,7 @@ export interface MySqlReplicationClusterProps {
 
   /**
    * The size of each pod's volume (one PersistentVolumeClaim per pod, from the StatefulSet's
-   * volumeClaimTemplates). It holds the datadir, including the binary logs.
+   * volumeClaimTemplates). It holds the datadir, including the binary logs. At least 1 GiB.
    *
    * @default Size.gibibytes(10)
    */
@@ -76,14 +78,15 @@ export interface MySqlReplicationClusterProps {
   readonly accessModes?: kplus.PersistentVolumeAccessMode[];
 
   /**
-   * `innodb_buffer_pool_size`: keep it well below the memory limit.
+   * `innodb_buffer_pool_size`: at most 80% of the memory limit (the server needs memory beside
+   * it); with the default 128 MiB, a memory limit needs to be at least 160 MiB.
    *
    * @default - the server's default (128 MiB)
    */
   readonly innodbBufferPoolSize?: Size;
 
   /**
-   * `max_connections`.
+   * `max_connections`: 1 to 100000 for MySQL, 10 to 100000 for MariaDB.
    *
    * @default - the server's default (151)
    */
@@ -213,6 +216,7 @@ const RESERVED_OPTIONS: Record<string, string> = {
   port: 'the Services and probes use port 3306',
   bind_address: 'the other pods and the Services connect over the pod network',
   skip_networking: 'the other pods and the Services connect over the pod network',
+  skip_grant_tables: 'the server checks every login against its accounts',
   user: 'the pods run as the images\' mysql user (uid 999)',
 };
 
@@ -297,11 +301,8 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     validateStatefulSetName('name', name, replicas);
     const version = props.version ?? EngineVersion.MYSQL_8_4;
     const image = props.image ?? version.image;
-    validateImage('image', image);
+    validateImage('image', image, version.version);
     const storage = props.storage ?? Size.gibibytes(10);
-    if (storage.toKibibytes() <= 0) {
-      throw new Error(`storage must be more than 0, got ${storage.toKibibytes()} KiB: give each pod's volume a size, e.g. Size.gibibytes(10)`);
-    }
     const serverIdBase = props.serverIdBase ?? 100;
     const maxBase = MAX_SERVER_ID - (replicas - 1);
     if (!Number.isInteger(serverIdBase) || serverIdBase < 1 || serverIdBase > maxBase) {
@@ -316,6 +317,15 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     if (semiSync && replicas < 2) {
       throw new Error(`semiSync needs at least one replica to acknowledge commits, got replicas ${replicas}: set replicas to 2 or more, or turn semiSync off`);
     }
+    // guardrails: what Kubernetes or the server would reject later, or run badly (see _guardrails.ts)
+    guard.checkServiceName('name', name);
+    guard.checkStorage('storage', storage);
+    guard.checkAccessModes('accessModes', props.accessModes ?? [kplus.PersistentVolumeAccessMode.READ_WRITE_ONCE]);
+    guard.checkStorageClassName('storageClassName', props.storageClassName);
+    guard.checkResources('resources', props.resources);
+    // without resources, the default memory limit is 1 GiB
+    guard.checkBufferPool(props.resources ? props.resources.memory?.limit : Size.gibibytes(1), props.serverOptions, 'innodbBufferPoolSize', props.innodbBufferPoolSize);
+    if (props.maxConnections !== undefined) guard.checkMaxConnections(props.maxConnections, version.isMariaDb);
 
     this.name = name;
     this.replicas = replicas;
@@ -330,7 +340,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
       ? Array.from({ length: replicas - 1 }, (_, i) => `${name}-${replicas - 1 - i}.${name}`)
       : [`${name}-0.${name}`];
     this.xtrabackupImage = props.xtrabackupImage ?? `percona/percona-xtrabackup:${version.series}`;
-    validateImage('xtrabackupImage', this.xtrabackupImage);
+    validateImage('xtrabackupImage', this.xtrabackupImage, version.series);
 
     const engine = version.engine;
     const mariadb = version.isMariaDb;
@@ -650,10 +660,10 @@ function userOptions(props: MySqlReplicationClusterProps): Record<string, CnfVal
   const options: Record<string, CnfValue> = {};
   const given = new Map<string, string>();
   const add = (key: string, value: CnfValue, source: string) => {
-    const normalized = key.toLowerCase().replace(/-/g, '_').replace(/^loose_/, '');
-    const reason = RESERVED_OPTIONS[normalized];
+    const normalized = guard.normalizeOption(key);
+    const reason = guard.reservedReason(key, RESERVED_OPTIONS);
     if (reason !== undefined) {
-      throw new Error(`${source} sets ${key}, which the construct manages: ${reason}`);
+      throw new Error(guard.reservedMessage(key, reason));
     }
     const earlier = given.get(normalized);
     if (earlier !== undefined) {
@@ -669,9 +679,6 @@ function userOptions(props: MySqlReplicationClusterProps): Record<string, CnfVal
     add('innodb_buffer_pool_size', cnfSize(props.innodbBufferPoolSize), 'innodbBufferPoolSize');
   }
   if (props.maxConnections !== undefined) {
-    if (!Number.isInteger(props.maxConnections) || props.maxConnections < 1) {
-      throw new Error(`maxConnections must be a whole number of at least 1, got ${props.maxConnections}: e.g. 500`);
-    }
     add('max_connections', props.maxConnections, 'maxConnections');
   }
   for (const [key, value] of Object.entries(props.serverOptions ?? {})) {

@@ -344,77 +344,10 @@ describe('BackupSchedule', () => {
       ]);
       expect(env(pod.initContainers[1])).toMatchObject({ BACKUP: '20250101T010100Z-physical', TARGET_KIND: 's3', S3_PREFIX: 'db' });
     });
-
-    test('fails for a backup that is not a backup name, or without a target', () => {
-      const chart = Testing.chart();
-      expect(() => new MySqlReplicationCluster(chart, 'a', { name: 'a', restoreFrom: { target: pvc(chart), backup: 'newest' } })).toThrow(
-        "restoreFrom.backup 'newest' is not a backup name: give 'latest' or the name of a backup directory, e.g. '20250101T010100Z-physical'",
-      );
-      expect(() => new MySqlReplicationCluster(chart, 'b', { name: 'b', restoreFrom: {} as any })).toThrow(/^restoreFrom needs a target/);
-    });
   });
 
+  // the guardrails of the options: test/guardrails.test.ts
   describe('bad input', () => {
-    test('fails for a time that is not HH:MM', () => {
-      expect(() => schedule({ times: '01:01,25:00' })).toThrow(
-        "times '01:01,25:00' has '25:00', which is not a time of day: give comma-separated HH:MM (00:00 to 23:59), e.g. '01:01,13:01'",
-      );
-      expect(() => schedule({ times: '1:5' })).toThrow(/^times '1:5' has '1:5', which is not a time of day/);
-    });
-
-    test('fails for a time given twice', () => {
-      expect(() => schedule({ times: '01:01,01:01' })).toThrow("times '01:01,01:01' has 01:01 twice: give each time once");
-    });
-
-    test('fails for an invalid cron expression', () => {
-      expect(() => schedule({ schedules: [Cron.schedule({ minute: '61', hour: '1' })] })).toThrow(
-        "schedules[0] '61 1 * * *' has an invalid minute field '61': use *, numbers 0-59, ranges a-b, lists a,b and steps */n",
-      );
-      expect(() => schedule({ schedules: [Cron.schedule({ minute: '0', hour: '1', weekDay: 'FUNDAY' })] })).toThrow(/^schedules\[0\] '0 1 \* \* FUNDAY' has an invalid day of week field 'FUNDAY'/);
-      expect(() => schedule({ schedules: [{ expressionString: '@daily' } as Cron] })).toThrow(/^schedules\[0\] '@daily' is not a cron expression of five fields/);
-    });
-
-    test('fails for both times and schedules, or no schedule at all', () => {
-      expect(() => schedule({ times: '01:00', schedules: [Cron.daily()] })).toThrow('times and schedules are both set: give one of them');
-      expect(() => schedule({ schedules: [] })).toThrow(/^schedules is empty/);
-    });
-
-    test('fails for a time zone that is not an IANA name', () => {
-      expect(() => schedule({ timeZone: 'UTC+8 ' })).toThrow("timeZone 'UTC+8 ' is not an IANA time zone name: give e.g. 'Etc/UTC' or 'Europe/Berlin'");
-    });
-
-    test('fails for a retention count of 0 or less', () => {
-      expect(() => schedule({ keepLast: 0 })).toThrow('keepLast must be a whole number of at least 1, got 0: the newest backup is always kept; e.g. keepLast: 7');
-      expect(() => schedule({ keepLast: -3 })).toThrow(/^keepLast must be a whole number of at least 1, got -3/);
-    });
-
-    test('fails for a retention age of 0 or less', () => {
-      expect(() => schedule({ keepFor: Duration.days(0) })).toThrow(
-        'keepFor must be longer than 0, got 0 s: keep backups for e.g. Duration.days(7), or leave it unset to keep by count only',
-      );
-    });
-
-    test('fails without a target', () => {
-      expect(() => schedule({ target: undefined })).toThrow(
-        "BackupSchedule 'Nightly' of cluster 'db' has no target: pass target: BackupTarget.persistentVolumeClaim(claim) or BackupTarget.s3({ bucket, credentials })",
-      );
-    });
-
-    test('fails for S3 without credentials', () => {
-      expect(() => schedule({ target: BackupTarget.s3({ bucket: 'db-backups' } as any) })).toThrow(/^BackupTarget.s3 needs credentials/);
-    });
-
-    test('fails for a physical method the engine cannot do: MySQL with XtraBackup of another release series', () => {
-      const chart = Testing.chart();
-      const db = new MySqlReplicationCluster(chart, 'db', { name: 'db', version: EngineVersion.MYSQL_8_4, xtrabackupImage: 'percona/percona-xtrabackup:8.0.35' });
-      expect(() => db.addBackupSchedule('Nightly', { target: pvc(chart), method: BackupMethod.PHYSICAL })).toThrow(
-        "physical backups of MySQL 8.4 need Percona XtraBackup of the 8.4 series, but xtrabackupImage is 'percona/percona-xtrabackup:8.0.35' (8.0): " +
-        "set xtrabackupImage to 'percona/percona-xtrabackup:8.4', or use method: BackupMethod.LOGICAL",
-      );
-      // logical backups do not need it
-      db.addBackupSchedule('Logical', { target: pvc(chart), method: BackupMethod.LOGICAL });
-    });
-
     test('fails for a physical method on a cluster that cannot serve physical copies', () => {
       const chart = Testing.chart();
       const db = new MySqlReplicationCluster(chart, 'db', { name: 'db', version: EngineVersion.MARIADB_11_4 });
@@ -426,40 +359,6 @@ describe('BackupSchedule', () => {
       expect(() => new BackupSchedule(chart, 'Backup', { cluster: cannot, target: pvc(chart), method: BackupMethod.PHYSICAL })).toThrow(
         'cluster db cannot serve physical copies: use method: BackupMethod.LOGICAL',
       );
-    });
-
-    test('fails for two schedules of one method writing to the same directory (they would prune each other)', () => {
-      const chart = Testing.chart();
-      const db = new MySqlReplicationCluster(chart, 'db', { name: 'db', version: EngineVersion.MARIADB_11_4 });
-      db.addBackupSchedule('Nightly', { target: pvc(chart) });
-      expect(() => db.addBackupSchedule('Hourly', { target: pvc(chart) })).toThrow(
-        "BackupSchedule 'Hourly' writes physical backups of cluster 'db' to persistentvolumeclaim/backups:db, as 'Nightly' does: their retention would prune each other's backups; give one of them another path (persistentVolumeClaim) or prefix (s3)",
-      );
-      // another method or another directory is fine
-      db.addBackupSchedule('Weekly', { target: pvc(chart), method: BackupMethod.LOGICAL });
-      db.addBackupSchedule('Hourly2', { target: BackupTarget.persistentVolumeClaim(kplus.PersistentVolumeClaim.fromClaimName(chart, 'C2', 'backups'), { path: 'db-hourly' }) });
-    });
-
-    test('fails for a name that cannot name the CronJobs', () => {
-      expect(() => schedule({ name: 'x'.repeat(45) })).toThrow(`BackupSchedule name '${'x'.repeat(45)}' is not usable: it must be a DNS label (lowercase letters, digits, '-') of at most 44 characters (its CronJobs add '-restore' and Kubernetes adds 11): choose another name`);
-      expect(() => schedule({ name: 'Nightly_Backup' })).toThrow(/^BackupSchedule name 'Nightly_Backup' is not usable/);
-    });
-
-    test('fails for deadlines and limits out of range', () => {
-      expect(() => schedule({ startingDeadline: Duration.seconds(5) })).toThrow('startingDeadline must be at least 10 seconds, got 5 s: e.g. Duration.minutes(30)');
-      expect(() => schedule({ activeDeadline: Duration.seconds(30) })).toThrow(/^activeDeadline must be at least 60 seconds/);
-      expect(() => schedule({ backoffLimit: -1 })).toThrow(/^backoffLimit must be a whole number of at least 0, got -1/);
-      expect(() => schedule({ jobsHistoryLimit: 1.5 })).toThrow(/^jobsHistoryLimit must be a whole number of at least 0, got 1.5/);
-    });
-
-    test('fails for a drill backup that is not a backup name', () => {
-      expect(() => schedule({ restoreDrill: { backup: 'yesterday' } })).toThrow(
-        "restoreDrill.backup 'yesterday' is not a backup name: give 'latest' or the name of a backup directory, e.g. '20250101T010100Z-physical'",
-      );
-    });
-
-    test('fails for a drill with several schedules', () => {
-      expect(() => schedule({ restoreDrill: { times: '04:00,05:30' } })).toThrow(/^restoreDrill takes one schedule, got 2/);
     });
   });
 });
