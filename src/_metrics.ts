@@ -40,10 +40,10 @@ export interface Monitoring {
 /** Checks the monitoring props of a cluster; every combination that would do nothing is an error. */
 export function resolveMonitoring(props: MonitoringProps): Monitoring {
   const enabled = props.metrics ?? false;
-  const serviceMonitor = props.serviceMonitor ?? false;
+  const monitor = props.serviceMonitor ?? false;
   const alertRules = props.alertRules ?? false;
   if (!enabled) {
-    for (const [prop, set] of [['serviceMonitor', serviceMonitor], ['alertRules', alertRules], ['metricsImage', props.metricsImage !== undefined]] as const) {
+    for (const [prop, set] of [['serviceMonitor', monitor], ['alertRules', alertRules], ['metricsImage', props.metricsImage !== undefined]] as const) {
       if (set) {
         throw new Error(`${prop} needs metrics: true (it is about the mysqld_exporter sidecar, which only metrics adds): set metrics: true, or remove ${prop}`);
       }
@@ -52,10 +52,10 @@ export function resolveMonitoring(props: MonitoringProps): Monitoring {
   const image = props.metricsImage ?? DEFAULT_EXPORTER_IMAGE;
   validateImage('metricsImage', image);
   const labels = checkLabels('monitoringLabels', props.monitoringLabels ?? {});
-  if (Object.keys(labels).length > 0 && !serviceMonitor && !alertRules) {
+  if (Object.keys(labels).length > 0 && !monitor && !alertRules) {
     throw new Error('monitoringLabels label the ServiceMonitor and the PrometheusRule, but neither is synthesized: set serviceMonitor or alertRules, or remove monitoringLabels');
   }
-  return { enabled, image, serviceMonitor, alertRules, labels };
+  return { enabled, image, serviceMonitor: monitor, alertRules, labels };
 }
 
 const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
@@ -219,7 +219,7 @@ function commonAlerts(kind: string, name: string, sel: string): AlertRule[] {
       for: '2m',
       severity: 'critical',
       summary: `A server of ${name} does not answer its exporter`,
-      description: `mysql_up is 0 on {{ $labels.pod }}: the mysqld_exporter sidecar cannot log in to the server over its socket (the server is down or restarting, or the exporter's account is missing).`,
+      description: 'mysql_up is 0 on {{ $labels.pod }}: the mysqld_exporter sidecar cannot log in to the server over its socket (the server is down or restarting, or the exporter\'s account is missing).',
     },
     {
       alert: `${kind}ExporterUnreachable`,
@@ -339,8 +339,13 @@ export function longestCronGap(expressions: string[]): number {
 }
 
 interface ParsedCron {
-  minutes: Set<number>; hours: Set<number>; days: Set<number>; months: Set<number>; weekdays: Set<number>;
-  daysRestricted: boolean; weekdaysRestricted: boolean;
+  minutes: Set<number>;
+  hours: Set<number>;
+  days: Set<number>;
+  months: Set<number>;
+  weekdays: Set<number>;
+  daysRestricted: boolean;
+  weekdaysRestricted: boolean;
 }
 
 const MONTHS = ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'];

@@ -4,7 +4,8 @@ import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
 import {
-  EXPORTER_PASSWORD_KEY, EXPORTER_SCRIPTS, exporterCnf, exporterContainers, galeraAlerts, metricsService, prometheusRule, resolveMonitoring, serviceMonitor,
+  EXPORTER_PASSWORD_KEY, EXPORTER_SCRIPTS, exporterCnf, exporterContainers, galeraAlerts, metricsService, prometheusRule,
+  resolveMonitoring, serviceMonitor,
 } from './_metrics';
 import { contentHash, readScripts } from './_scripts';
 import { EngineVersion } from './engine-version';
@@ -490,7 +491,9 @@ export class GaleraCluster extends Construct {
     };
 
     const exporter = monitoring.enabled
-      ? exporterContainers({ serverImage: image, exporterImage: monitoring.image, runDir: RUN_DIR, scriptsDir: SCRIPTS_DIR, credentialsDir: CREDENTIALS_DIR, env })
+      ? exporterContainers({
+        serverImage: image, exporterImage: monitoring.image, runDir: RUN_DIR, scriptsDir: SCRIPTS_DIR, credentialsDir: CREDENTIALS_DIR, env,
+      })
       : undefined;
 
     const spread = (topologyKey: string): k8s.TopologySpreadConstraint => ({

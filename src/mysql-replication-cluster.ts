@@ -5,7 +5,8 @@ import { Construct } from 'constructs';
 import { checkBackupName } from './_backup';
 import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
 import {
-  EXPORTER_PASSWORD_KEY, EXPORTER_SCRIPTS, exporterCnf, exporterContainers, metricsService, prometheusRule, replicationAlerts, resolveMonitoring, serviceMonitor,
+  EXPORTER_PASSWORD_KEY, EXPORTER_SCRIPTS, exporterCnf, exporterContainers, metricsService, prometheusRule, replicationAlerts,
+  resolveMonitoring, serviceMonitor,
 } from './_metrics';
 import { contentHash, readScripts } from './_scripts';
 import { BackupSchedule, BackupScheduleOptions } from './backup-schedule';

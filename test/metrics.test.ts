@@ -3,8 +3,8 @@ import * as kplus from 'cdk8s-plus-27';
 import {
   BackupTarget, EngineVersion, GaleraCluster, GaleraClusterProps, MySqlReplicationCluster, MySqlReplicationClusterProps,
 } from '../src';
-import { longestCronGap } from '../src/_metrics';
 import { Manifest, ofKind, one, synth } from './util';
+import { longestCronGap } from '../src/_metrics';
 
 function replication(props: MySqlReplicationClusterProps = {}, namespace?: string) {
   const chart = namespace ? new Chart(Testing.app(), 'test', { namespace }) : Testing.chart();
@@ -33,8 +33,13 @@ function rules(manifest: Manifest): Record<string, any> {
 }
 
 const SECURITY = {
-  runAsUser: 999, runAsGroup: 999, runAsNonRoot: true, allowPrivilegeEscalation: false, privileged: false,
-  readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] },
+  runAsUser: 999,
+  runAsGroup: 999,
+  runAsNonRoot: true,
+  allowPrivilegeEscalation: false,
+  privileged: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
 };
 
 describe('metrics of a MySqlReplicationCluster', () => {
@@ -148,7 +153,8 @@ describe('metrics of a MySqlReplicationCluster', () => {
     expect(r.MySqlExporterUnreachable).toMatchObject({ expr: `up${sel} == 0`, for: '5m', labels: { severity: 'warning' } });
     expect(r.MySqlReplicationStopped).toMatchObject({
       expr: `mysql_slave_status_slave_io_running${sel} == 0 or mysql_slave_status_slave_sql_running${sel} == 0`,
-      for: '5m', labels: { severity: 'critical' },
+      for: '5m',
+      labels: { severity: 'critical' },
     });
     expect(r.MySqlReplicaLagging).toMatchObject({ expr: `mysql_slave_status_seconds_behind_master${sel} > 45`, for: '2m', labels: { severity: 'warning' } });
     for (const alert of Object.values(r)) {
@@ -234,7 +240,7 @@ describe('backup alerts', () => {
   test('alertRules fires when the last successful backup is older than the longest gap plus both deadlines, from kube-state-metrics', () => {
     const { manifests, schedule } = backup({ alertRules: true, times: '01:00,13:00,19:00', monitoringLabels: { release: 'prom' } });
     const rule = one(manifests, 'PrometheusRule', 'db-nightly-alerts');
-    expect(rule.metadata.labels).toMatchObject({ release: 'prom', 'app.kubernetes.io/component': 'backup' });
+    expect(rule.metadata.labels).toMatchObject({ 'release': 'prom', 'app.kubernetes.io/component': 'backup' });
     const r = rules(rule);
     expect(Object.keys(r)).toEqual(['MySqlBackupTooOld']);
     // 13:00 → 19:00 is 6 h, 19:00 → 01:00 is 6 h, 01:00 → 13:00 is 12 h: 12 h + 30 min + 6 h
@@ -250,8 +256,10 @@ describe('backup alerts', () => {
 
   test('a schedule of several CronJobs is judged by the newest success of any of them', () => {
     const { manifests } = backup({
-      alertRules: true, schedules: [Cron.schedule({ minute: '0', hour: '2' }), Cron.schedule({ minute: '30', hour: '14' })],
-      startingDeadline: Duration.minutes(10), activeDeadline: Duration.hours(1),
+      alertRules: true,
+      schedules: [Cron.schedule({ minute: '0', hour: '2' }), Cron.schedule({ minute: '30', hour: '14' })],
+      startingDeadline: Duration.minutes(10),
+      activeDeadline: Duration.hours(1),
     });
     const expr = rules(one(manifests, 'PrometheusRule', 'db-nightly-alerts')).MySqlBackupTooOld.expr;
     expect(expr).toContain('cronjob=~"db-nightly|db-nightly-2"');

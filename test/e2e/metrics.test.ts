@@ -27,13 +27,23 @@ function chart(): Chart {
     new k8s.KubeSecret(c, `${name}Credentials`, { metadata: { name: `${name}-credentials` }, stringData: PASSWORDS });
   }
   new MySqlReplicationCluster(c, 'Replication', {
-    name: REPL, version: EngineVersion.MARIADB_11_4, replicas: 2, storage: Size.gibibytes(1),
-    metrics: true, serviceMonitor: true, alertRules: true, monitoringLabels: { release: 'monitoring' },
+    name: REPL,
+    version: EngineVersion.MARIADB_11_4,
+    replicas: 2,
+    storage: Size.gibibytes(1),
+    metrics: true,
+    serviceMonitor: true,
+    alertRules: true,
+    monitoringLabels: { release: 'monitoring' },
   });
   new GaleraCluster(c, 'Galera', {
-    name: GALERA, version: EngineVersion.MARIADB_11_4, storage: Size.gibibytes(1), primaryComponentTimeout: Duration.seconds(30),
+    name: GALERA,
+    version: EngineVersion.MARIADB_11_4,
+    storage: Size.gibibytes(1),
+    primaryComponentTimeout: Duration.seconds(30),
     serverOptions: { innodb_buffer_pool_size: '64M', wsrep_provider_options: 'gcache.size=32M' },
-    metrics: true, alertRules: true,
+    metrics: true,
+    alertRules: true,
   });
   return c;
 }
@@ -55,7 +65,9 @@ async function scrape(pod: string): Promise<Map<string, string[]>> {
 }
 
 /** Scrapes until `ready` holds (the exporter's account arrives a few seconds after the server runs). */
-async function scrapeUntil(pod: string, what: string, ready: (m: Map<string, string[]>) => boolean, timeoutMs = 90_000): Promise<Map<string, string[]>> {
+async function scrapeUntil(
+  pod: string, what: string, ready: (m: Map<string, string[]>) => boolean, timeoutMs = 90_000,
+): Promise<Map<string, string[]>> {
   const deadline = Date.now() + timeoutMs;
   let last: Map<string, string[]> | undefined;
   let error: unknown;
@@ -111,8 +123,8 @@ describe('replication cluster with metrics', () => {
   });
 
   test('the ServiceMonitor and the PrometheusRule are applied, labelled for the Prometheus selectors', () => {
-    expect(rt.recorded('ServiceMonitor').map((m) => [m.metadata.name, m.metadata.labels?.release])).toEqual([[`${REPL}-metrics`, 'monitoring']]);
-    expect(rt.recorded('PrometheusRule').map((m) => m.metadata.name).sort()).toEqual([`${GALERA}-alerts`, `${REPL}-alerts`]);
+    expect(rt.recorded('ServiceMonitor').map((m) => [m.metadata?.name, m.metadata?.labels?.release])).toEqual([[`${REPL}-metrics`, 'monitoring']]);
+    expect(rt.recorded('PrometheusRule').map((m) => m.metadata?.name).sort()).toEqual([`${GALERA}-alerts`, `${REPL}-alerts`]);
   });
 });
 

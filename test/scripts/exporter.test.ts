@@ -184,7 +184,7 @@ describe('the exporter account (exporter-lib.sh)', () => {
     const r = spawnSync('bash', [path.join(SCRIPTS, 'exporter-init.sh')], { encoding: 'utf8', env: env() });
     expect(r.status).toBe(0);
     expect(r.stderr).not.toContain('#1;2');
-    expect(fs.statSync(cnf).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(cnf).mode.toString(8).slice(-3)).toEqual('600');
     const metrics = await scrape(cnf);
     expect(metric(metrics, 'mysql_up')).toEqual(['mysql_up 1']);
     expect(metric(metrics, 'mysql_exporter_last_scrape_error')).toEqual(['mysql_exporter_last_scrape_error 0']);
