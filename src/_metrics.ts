@@ -161,6 +161,30 @@ export function metricsService(scope: Construct, name: string, labels: Record<st
   return service;
 }
 
+/** What a cluster with `metrics` synthesizes besides its pods' containers. */
+export interface MonitoringObjects {
+  readonly metricsService: kplus.Service;
+  readonly serviceMonitor?: ApiObject;
+  readonly alertRules?: ApiObject;
+}
+
+/**
+ * The exporters' Service `<name>-metrics`, and as asked the ServiceMonitor and the
+ * PrometheusRule `<name>-alerts` with `rules`, labelled with the cluster's and the monitoring labels.
+ */
+export function monitoringObjects(scope: Construct, name: string, monitoring: Monitoring, labels: Record<string, string>,
+  selector: Record<string, string>, rules: () => AlertRule[]): MonitoringObjects {
+  const service = metricsService(scope, name, labels, selector);
+  const objectLabels = { ...labels, 'app.kubernetes.io/component': 'metrics', ...monitoring.labels };
+  return {
+    metricsService: service,
+    serviceMonitor: monitoring.serviceMonitor
+      ? serviceMonitor(scope, name, objectLabels, { ...selector, 'app.kubernetes.io/component': 'metrics' })
+      : undefined,
+    alertRules: monitoring.alertRules ? prometheusRule(scope, 'AlertRules', `${name}-alerts`, objectLabels, rules()) : undefined,
+  };
+}
+
 /** A ServiceMonitor that scrapes the exporters behind `service` every 30 seconds. */
 export function serviceMonitor(scope: Construct, name: string, labels: Record<string, string>, serviceLabels: Record<string, string>): ApiObject {
   return new ApiObject(scope, 'ServiceMonitor', {

@@ -4,8 +4,7 @@ import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
 import {
-  EXPORTER_PASSWORD_KEY, EXPORTER_SCRIPTS, exporterCnf, exporterContainers, galeraAlerts, metricsService, prometheusRule,
-  resolveMonitoring, serviceMonitor,
+  EXPORTER_PASSWORD_KEY, EXPORTER_SCRIPTS, exporterCnf, exporterContainers, galeraAlerts, monitoringObjects, resolveMonitoring,
 } from './_metrics';
 import { contentHash, readScripts } from './_scripts';
 import { EngineVersion } from './engine-version';
@@ -564,14 +563,8 @@ export class GaleraCluster extends Construct {
 
     // metrics: the exporters' Service, and optionally what the Prometheus Operator reads
     if (monitoring.enabled) {
-      this.metricsService = metricsService(this, name, labels, selector);
-      const monitoringLabels = { ...labels, 'app.kubernetes.io/component': 'metrics', ...monitoring.labels };
-      if (monitoring.serviceMonitor) {
-        this.serviceMonitor = serviceMonitor(this, name, monitoringLabels, { ...selector, 'app.kubernetes.io/component': 'metrics' });
-      }
-      if (monitoring.alertRules) {
-        this.alertRules = prometheusRule(this, 'AlertRules', `${name}-alerts`, monitoringLabels, galeraAlerts(name, namespace, replicas));
-      }
+      ({ metricsService: this.metricsService, serviceMonitor: this.serviceMonitor, alertRules: this.alertRules } =
+        monitoringObjects(this, name, monitoring, labels, selector, () => galeraAlerts(name, namespace, replicas)));
     }
 
     // a voluntary disruption (drain, upgrade) may never take the majority away

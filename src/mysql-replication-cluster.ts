@@ -5,8 +5,7 @@ import { Construct } from 'constructs';
 import { checkBackupName } from './_backup';
 import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
 import {
-  EXPORTER_PASSWORD_KEY, EXPORTER_SCRIPTS, exporterCnf, exporterContainers, metricsService, prometheusRule, replicationAlerts,
-  resolveMonitoring, serviceMonitor,
+  EXPORTER_PASSWORD_KEY, EXPORTER_SCRIPTS, exporterCnf, exporterContainers, monitoringObjects, replicationAlerts, resolveMonitoring,
 } from './_metrics';
 import { contentHash, readScripts } from './_scripts';
 import { BackupSchedule, BackupScheduleOptions } from './backup-schedule';
@@ -613,15 +612,8 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
 
     // metrics: the exporters' Service, and optionally what the Prometheus Operator reads
     if (monitoring.enabled) {
-      this.metricsService = metricsService(this, name, labels, selector);
-      const monitoringLabels = { ...labels, 'app.kubernetes.io/component': 'metrics', ...monitoring.labels };
-      if (monitoring.serviceMonitor) {
-        this.serviceMonitor = serviceMonitor(this, name, monitoringLabels, { ...selector, 'app.kubernetes.io/component': 'metrics' });
-      }
-      if (monitoring.alertRules) {
-        this.alertRules = prometheusRule(this, 'AlertRules', `${name}-alerts`, monitoringLabels,
-          replicationAlerts(name, namespace, mariadb, maxLagSeconds));
-      }
+      ({ metricsService: this.metricsService, serviceMonitor: this.serviceMonitor, alertRules: this.alertRules } =
+        monitoringObjects(this, name, monitoring, labels, selector, () => replicationAlerts(name, namespace, mariadb, maxLagSeconds)));
     }
 
     // MySQL physical backups: a percona-xtrabackup sidecar serves copies like the MariaDB donor
