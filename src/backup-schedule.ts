@@ -1,10 +1,11 @@
-import { Cron, Duration, Size } from 'cdk8s';
+import { ApiObject, Chart, Cron, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { BACKUP_SCRIPTS, BoundBackupTarget, checkBackupName } from './_backup';
 import { CONTAINER_SECURITY, POD_SECURITY, recommendedLabels } from './_common';
 import * as guard from './_guardrails';
+import { backupAlerts, checkLabels, longestCronGap, prometheusRule } from './_metrics';
 import { readScripts } from './_scripts';
 import { BackupTarget } from './backup-target';
 import { IDatabaseCluster } from './database-cluster';
@@ -187,6 +188,25 @@ export interface BackupScheduleOptions {
    * @default - no drill
    */
   readonly restoreDrill?: RestoreDrillOptions;
+
+  /**
+   * Also synthesize a Prometheus Operator PrometheusRule `<name>-alerts` that fires when the
+   * last successful backup is older than the schedule allows: the longest gap between two
+   * scheduled runs plus `startingDeadline` and `activeDeadline` (or when no run succeeded that
+   * long after the CronJob was created). It reads `kube_cronjob_status_last_successful_time` and
+   * `kube_cronjob_created` of kube-state-metrics, which must run in the cluster and be scraped.
+   *
+   * @default false
+   */
+  readonly alertRules?: boolean;
+
+  /**
+   * Labels of the PrometheusRule, for the rule selector of your Prometheus (e.g.
+   * `{ release: 'kube-prometheus-stack' }`).
+   *
+   * @default - none
+   */
+  readonly monitoringLabels?: { [key: string]: string };
 }
 
 /**
@@ -242,6 +262,8 @@ export class BackupSchedule extends Construct {
   public readonly restoreCronJob: k8s.KubeCronJob;
   /** The restore drill CronJob, if any. */
   public readonly drillCronJob?: k8s.KubeCronJob;
+  /** With `alertRules`: the PrometheusRule (an ApiObject). */
+  public readonly alertRules?: ApiObject;
   /** The ConfigMap with the scripts of the Jobs. */
   public readonly scriptsConfigMap: kplus.ConfigMap;
 
@@ -379,6 +401,16 @@ export class BackupSchedule extends Construct {
       checkBackupName('restoreDrill.backup', backup);
       const run = jobs.container('drill', cluster.image, 'restore-drill.sh', false);
       this.drillCronJob = jobs.cronJob(this, 'Drill', `${name}-drill`, drillSchedules[0], [fetch], run, { BACKUP: backup });
+    }
+
+    // alerts on the CronJobs' last success (kube-state-metrics)
+    const monitoringLabels = checkLabels('monitoringLabels', props.monitoringLabels ?? {});
+    if (props.alertRules) {
+      const allowed = longestCronGap(this.schedules) + startingDeadline + activeDeadline;
+      this.alertRules = prometheusRule(this, 'AlertRules', `${name}-alerts`, { ...labels, ...monitoringLabels },
+        backupAlerts(name, Chart.of(this).namespace, this.cronJobs.map((c) => c.name), allowed));
+    } else if (Object.keys(monitoringLabels).length > 0) {
+      throw new Error('monitoringLabels label the PrometheusRule of alertRules, which is not synthesized: set alertRules: true, or remove monitoringLabels');
     }
   }
 }

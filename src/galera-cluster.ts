@@ -4,6 +4,9 @@ import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
 import * as guard from './_guardrails';
+import {
+  EXPORTER_PASSWORD_KEY, EXPORTER_SCRIPTS, exporterCnf, exporterContainers, galeraAlerts, monitoringObjects, resolveMonitoring,
+} from './_metrics';
 import { contentHash, readScripts } from './_scripts';
 import { EngineVersion } from './engine-version';
 
@@ -194,6 +197,53 @@ export interface GaleraClusterProps {
    * @default Duration.seconds(60)
    */
   readonly primaryComponentTimeout?: Duration;
+
+  /**
+   * Adds a Prometheus mysqld_exporter sidecar (container `metrics`, port 9104 named `metrics`)
+   * to every pod, and a headless Service `<name>-metrics` that reaches the exporters of all pods,
+   * ready or not. The exporter logs in over the pod-local socket as `exporter@localhost`, an
+   * account limited to 3 connections with PROCESS, REPLICA MONITOR and SELECT on
+   * performance_schema only, which the first synced node creates (Galera replicates it). Its
+   * password is the key `exporter-password` of `credentials` (no `$`, `%` or backquote: the
+   * exporter's option file parser changes them), written into an option file at pod start; it
+   * never appears in the manifests, environment, command lines or logs.
+   *
+   * @default false
+   */
+  readonly metrics?: boolean;
+
+  /**
+   * The image of the exporter sidecar: prom/mysqld-exporter 0.15 or later, or a mirror of it.
+   *
+   * @default 'prom/mysqld-exporter:v0.20.0'
+   */
+  readonly metricsImage?: string;
+
+  /**
+   * Also synthesize a Prometheus Operator ServiceMonitor `<name>-metrics` that scrapes the
+   * exporters every 30 seconds. Needs `metrics`.
+   *
+   * @default false
+   */
+  readonly serviceMonitor?: boolean;
+
+  /**
+   * Also synthesize a Prometheus Operator PrometheusRule `<name>-alerts`: a server does not
+   * answer its exporter (`mysql_up` 0), an exporter cannot be scraped, a node is not Synced
+   * (unless a backup desynchronized it), the cluster has fewer nodes than `replicas`. Needs
+   * `metrics`.
+   *
+   * @default false
+   */
+  readonly alertRules?: boolean;
+
+  /**
+   * Labels of the ServiceMonitor and the PrometheusRule, for the selectors of your Prometheus
+   * (e.g. `{ release: 'kube-prometheus-stack' }`).
+   *
+   * @default - none
+   */
+  readonly monitoringLabels?: { [key: string]: string };
 }
 
 /** Paths inside the pods (the same layout as the other clusters of this library). */
@@ -280,6 +330,8 @@ export class GaleraCluster extends Construct {
   public static readonly ROOT_PASSWORD_KEY = 'root-password';
   /** The key of the SST account's password in the credentials Secret. */
   public static readonly SST_PASSWORD_KEY = 'sst-password';
+  /** The key of the metrics exporter's password in the credentials Secret (with `metrics`). */
+  public static readonly EXPORTER_PASSWORD_KEY = EXPORTER_PASSWORD_KEY;
 
   /** The name of the StatefulSet and the headless Service, the prefix of the other objects' names. */
   public readonly name: string;
@@ -309,6 +361,12 @@ export class GaleraCluster extends Construct {
   public readonly credentials: kplus.ISecret;
   /** The PodDisruptionBudget that keeps a majority of the nodes up. */
   public readonly podDisruptionBudget: k8s.KubePodDisruptionBudget;
+  /** With `metrics`: the headless Service `<name>-metrics` of the exporters. */
+  public readonly metricsService?: kplus.Service;
+  /** With `serviceMonitor`: the ServiceMonitor (an ApiObject). */
+  public readonly serviceMonitor?: ApiObject;
+  /** With `alertRules`: the PrometheusRule (an ApiObject). */
+  public readonly alertRules?: ApiObject;
 
   public constructor(scope: Construct, id: string, props: GaleraClusterProps = {}) {
     super(scope, id);
@@ -343,6 +401,7 @@ export class GaleraCluster extends Construct {
     guard.checkBufferPool(props.resources ? props.resources.memory?.limit : Size.gibibytes(1), props.serverOptions);
     guard.checkGaleraServerOptions(props.serverOptions ?? {});
     guard.checkStartupOutlastsJoin(startupSeconds, primarySeconds);
+    const monitoring = resolveMonitoring(props);
 
     this.name = name;
     this.replicas = replicas;
@@ -362,7 +421,7 @@ export class GaleraCluster extends Construct {
     const peers = Array.from({ length: replicas }, (_, i) => `${name}-${i}.${name}`);
     const config = { 'galera.cnf': galeraCnf(clusterName, peers, sstMethod, props.serverOptions ?? {}) };
     this.configMap = new kplus.ConfigMap(this, 'Config', { metadata: { name: `${name}-config`, labels }, data: config });
-    const scripts = readScripts(SCRIPTS);
+    const scripts = readScripts(monitoring.enabled ? [...SCRIPTS, ...EXPORTER_SCRIPTS] : SCRIPTS);
     this.scriptsConfigMap = new kplus.ConfigMap(this, 'Scripts', { metadata: { name: `${name}-scripts`, labels }, data: scripts });
 
     // Services
@@ -398,6 +457,7 @@ export class GaleraCluster extends Construct {
         SST_USER,
         JOIN_TIMEOUT: `${primarySeconds}`,
         READY_WHEN_DONOR: `${props.readyWhenDonor ?? false}`,
+        ...(monitoring.enabled ? { EXPORTER_CNF: exporterCnf(RUN_DIR) } : {}),
       }).map(([envName, value]) => ({ name: envName, value })),
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
@@ -443,6 +503,12 @@ export class GaleraCluster extends Construct {
       readinessProbe: probe('readiness', 5, 2),
     };
 
+    const exporter = monitoring.enabled
+      ? exporterContainers({
+        serverImage: image, exporterImage: monitoring.image, runDir: RUN_DIR, scriptsDir: SCRIPTS_DIR, credentialsDir: CREDENTIALS_DIR, env,
+      })
+      : undefined;
+
     const spread = (topologyKey: string): k8s.TopologySpreadConstraint => ({
       topologyKey,
       maxSkew: 1,
@@ -478,7 +544,8 @@ export class GaleraCluster extends Construct {
               spread('kubernetes.io/hostname'),
               ...(props.spreadAcrossZones ? [spread('topology.kubernetes.io/zone')] : []),
             ],
-            containers: [container],
+            ...(exporter ? { initContainers: [exporter.init] } : {}),
+            containers: exporter ? [container, exporter.sidecar] : [container],
             volumes: [
               { name: 'run', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('16Mi') } },
               { name: 'tmp', emptyDir: {} },
@@ -489,7 +556,8 @@ export class GaleraCluster extends Construct {
                 secret: {
                   secretName: this.credentials.name,
                   defaultMode: 0o440,
-                  items: [GaleraCluster.ROOT_PASSWORD_KEY, GaleraCluster.SST_PASSWORD_KEY].map((key) => ({ key, path: key })),
+                  items: [GaleraCluster.ROOT_PASSWORD_KEY, GaleraCluster.SST_PASSWORD_KEY, ...(exporter ? [EXPORTER_PASSWORD_KEY] : [])]
+                    .map((key) => ({ key, path: key })),
                 },
               },
             ],
@@ -506,6 +574,12 @@ export class GaleraCluster extends Construct {
       },
     });
     this.node.defaultChild = this.statefulSet;
+
+    // metrics: the exporters' Service, and optionally what the Prometheus Operator reads
+    if (monitoring.enabled) {
+      ({ metricsService: this.metricsService, serviceMonitor: this.serviceMonitor, alertRules: this.alertRules } =
+        monitoringObjects(this, name, monitoring, labels, selector, () => galeraAlerts(name, namespace, replicas)));
+    }
 
     // a voluntary disruption (drain, upgrade) may never take the majority away
     this.podDisruptionBudget = new k8s.KubePodDisruptionBudget(this, 'Pdb', {

@@ -5,6 +5,9 @@ import { Construct } from 'constructs';
 import { checkBackupName } from './_backup';
 import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
 import * as guard from './_guardrails';
+import {
+  EXPORTER_PASSWORD_KEY, EXPORTER_SCRIPTS, exporterCnf, exporterContainers, monitoringObjects, replicationAlerts, resolveMonitoring,
+} from './_metrics';
 import { contentHash, readScripts } from './_scripts';
 import { BackupSchedule, BackupScheduleOptions } from './backup-schedule';
 import { ClusterTopology, IDatabaseCluster, PhysicalBackupStream, RestoreFromBackup } from './database-cluster';
@@ -163,6 +166,52 @@ export interface MySqlReplicationClusterProps {
    * @default - `percona/percona-xtrabackup:<series>`, e.g. `percona/percona-xtrabackup:8.4`
    */
   readonly xtrabackupImage?: string;
+
+  /**
+   * Adds a Prometheus mysqld_exporter sidecar (container `metrics`, port 9104 named `metrics`)
+   * to every pod, and a headless Service `<name>-metrics` that reaches the exporters of all pods,
+   * ready or not. The exporter logs in over the pod-local socket as `exporter@localhost`, an
+   * account limited to 3 connections with PROCESS, REPLICATION CLIENT (MariaDB: REPLICA MONITOR)
+   * and SELECT on performance_schema only, which the primary creates (and replication carries to
+   * the replicas). Its password is the key `exporter-password` of `credentials` (no `$`, `%` or
+   * backquote: the exporter's option file parser changes them), written into an option file at
+   * pod start; it never appears in the manifests, environment, command lines or logs.
+   *
+   * @default false
+   */
+  readonly metrics?: boolean;
+
+  /**
+   * The image of the exporter sidecar: prom/mysqld-exporter 0.15 or later, or a mirror of it.
+   *
+   * @default 'prom/mysqld-exporter:v0.20.0'
+   */
+  readonly metricsImage?: string;
+
+  /**
+   * Also synthesize a Prometheus Operator ServiceMonitor `<name>-metrics` that scrapes the
+   * exporters every 30 seconds. Needs `metrics`.
+   *
+   * @default false
+   */
+  readonly serviceMonitor?: boolean;
+
+  /**
+   * Also synthesize a Prometheus Operator PrometheusRule `<name>-alerts`: a server does not
+   * answer its exporter (`mysql_up` 0), an exporter cannot be scraped, a replica's replication
+   * IO or SQL thread is stopped, a replica lags more than `maxLag`. Needs `metrics`.
+   *
+   * @default false
+   */
+  readonly alertRules?: boolean;
+
+  /**
+   * Labels of the ServiceMonitor and the PrometheusRule, for the selectors of your Prometheus
+   * (e.g. `{ release: 'kube-prometheus-stack' }`).
+   *
+   * @default - none
+   */
+  readonly monitoringLabels?: { [key: string]: string };
 }
 
 /** Paths inside the pods. */
@@ -249,6 +298,8 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
   public static readonly ROOT_PASSWORD_KEY = 'root-password';
   /** The key of the replication account's password in the credentials Secret. */
   public static readonly REPLICATION_PASSWORD_KEY = 'replication-password';
+  /** The key of the metrics exporter's password in the credentials Secret (with `metrics`). */
+  public static readonly EXPORTER_PASSWORD_KEY = EXPORTER_PASSWORD_KEY;
 
   /** The name of the StatefulSet and the headless Service, the prefix of the other objects' names. */
   public readonly name: string;
@@ -278,6 +329,12 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
   public readonly scriptsConfigMap: kplus.ConfigMap;
   /** The Secret the passwords are read from. */
   public readonly credentials: kplus.ISecret;
+  /** With `metrics`: the headless Service `<name>-metrics` of the exporters. */
+  public readonly metricsService?: kplus.Service;
+  /** With `serviceMonitor`: the ServiceMonitor (an ApiObject). */
+  public readonly serviceMonitor?: ApiObject;
+  /** With `alertRules`: the PrometheusRule (an ApiObject). */
+  public readonly alertRules?: ApiObject;
   /** Always `ClusterTopology.REPLICATION`. */
   public readonly topology: ClusterTopology = ClusterTopology.REPLICATION;
   /**
@@ -313,6 +370,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
       throw new Error(`maxLag must be more than 0, got ${maxLag.toMilliseconds()} ms: a replica would never be ready; allow a lag, e.g. Duration.seconds(30)`);
     }
     const maxLagSeconds = Math.ceil(maxLag.toMilliseconds() / 1000);
+    const monitoring = resolveMonitoring(props);
     const semiSync = props.semiSync ?? false;
     if (semiSync && replicas < 2) {
       throw new Error(`semiSync needs at least one replica to acknowledge commits, got replicas ${replicas}: set replicas to 2 or more, or turn semiSync off`);
@@ -353,7 +411,11 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     const config = serverConfig(version, semiSync, props);
     this.configMap = new kplus.ConfigMap(this, 'Config', { metadata: { name: `${name}-config`, labels }, data: config });
     // restoreFrom: the restore init container's script and the backup functions init restores with
-    const scripts = readScripts(props.restoreFrom ? [...SCRIPTS, 'backup-lib.sh', 'restore-fetch.sh'] : SCRIPTS);
+    const scripts = readScripts([
+      ...SCRIPTS,
+      ...(props.restoreFrom ? ['backup-lib.sh', 'restore-fetch.sh'] : []),
+      ...(monitoring.enabled ? EXPORTER_SCRIPTS : []),
+    ]);
     this.scriptsConfigMap = new kplus.ConfigMap(this, 'Scripts', { metadata: { name: `${name}-scripts`, labels }, data: scripts });
 
     // Services
@@ -393,6 +455,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
       MAX_LAG_SECONDS: `${maxLagSeconds}`,
       REPLICAS: `${replicas}`,
       ...(mariadb ? { SEED_PORT: `${SEED_PORT}` } : {}),
+      ...(monitoring.enabled ? { EXPORTER_CNF: exporterCnf(socketDir) } : {}),
     }).map(([envName, value]) => ({ name: envName, value }));
 
     const mount = (volume: string, mountPath: string, readOnly = false): k8s.VolumeMount => (
@@ -482,6 +545,14 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
         ports: [{ name: 'seed', containerPort: SEED_PORT }],
       });
     }
+    const metricsInit: k8s.Container[] = [];
+    if (monitoring.enabled) {
+      const exporter = exporterContainers({
+        serverImage: image, exporterImage: monitoring.image, runDir: socketDir, scriptsDir: SCRIPTS_DIR, credentialsDir: CREDENTIALS_DIR, env,
+      });
+      metricsInit.push(exporter.init);
+      containers.push(exporter.sidecar);
+    }
 
     const accessModes = props.accessModes ?? [kplus.PersistentVolumeAccessMode.READ_WRITE_ONCE];
     this.statefulSet = new k8s.KubeStatefulSet(this, 'Resource', {
@@ -514,7 +585,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
                 }],
               },
             },
-            initContainers: [...restoreContainers, init],
+            initContainers: [...restoreContainers, init, ...metricsInit],
             containers,
             volumes: [
               { name: 'run', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('16Mi') } },
@@ -527,8 +598,10 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
                 secret: {
                   secretName: this.credentials.name,
                   defaultMode: 0o440,
-                  items: [MySqlReplicationCluster.ROOT_PASSWORD_KEY, MySqlReplicationCluster.REPLICATION_PASSWORD_KEY]
-                    .map((key) => ({ key, path: key })),
+                  items: [
+                    MySqlReplicationCluster.ROOT_PASSWORD_KEY, MySqlReplicationCluster.REPLICATION_PASSWORD_KEY,
+                    ...(monitoring.enabled ? [EXPORTER_PASSWORD_KEY] : []),
+                  ].map((key) => ({ key, path: key })),
                 },
               },
               ...restoreVolumes,
@@ -546,6 +619,12 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
       },
     });
     this.node.defaultChild = this.statefulSet;
+
+    // metrics: the exporters' Service, and optionally what the Prometheus Operator reads
+    if (monitoring.enabled) {
+      ({ metricsService: this.metricsService, serviceMonitor: this.serviceMonitor, alertRules: this.alertRules } =
+        monitoringObjects(this, name, monitoring, labels, selector, () => replicationAlerts(name, namespace, mariadb, maxLagSeconds)));
+    }
 
     // MySQL physical backups: a percona-xtrabackup sidecar serves copies like the MariaDB donor
     this.enableXtrabackupSidecar = () => {

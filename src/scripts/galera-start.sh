@@ -61,6 +61,11 @@ set -euo pipefail
 SCRIPTS_DIR=$(cd "$(dirname "$0")" && pwd)
 source "$SCRIPTS_DIR/lib.sh"
 source "$SCRIPTS_DIR/galera-lib.sh"
+# metrics: EXPORTER_CNF set; the node creates the exporter's account once it runs (exporter-lib.sh)
+if [[ -n ${EXPORTER_CNF:-} ]]; then
+  source "$SCRIPTS_DIR/exporter-lib.sh"
+fi
+EXPORTER_READY=0
 
 : "${DATADIR:?}" "${STATE_DIR:?}" "${POD_NAME:?}" "${POD_IP:?}" "${PEERS:?}" "${STATUS_PORT:?}"
 : "${CONFIG_FILE:?}" "${DB_SOCKET:?}" "${SST_USER:?}"
@@ -302,6 +307,9 @@ run_server() {
     elif ((SECONDS >= next_watch)); then
       next_watch=$((SECONDS + 5))
       watch_primary
+      if [[ -n ${EXPORTER_CNF:-} ]] && ((!EXPORTER_READY)) && [[ $(server_state 2>/dev/null || true) == primary* ]]; then
+        if ensure_exporter_user "$STATE_DIR/client.cnf"; then EXPORTER_READY=1; fi
+      fi
     fi
     sleep_1
   done

@@ -6,17 +6,24 @@
 #   - replication from the primary is configured (the copy's position applied at most once) and
 #     both threads run;
 #   - a MySQL replica has super_read_only on.
-# On the primary it has nothing to do. Configured only by environment variables: see replication-lib.sh.
+# On the primary, with metrics (EXPORTER_CNF set), it creates the exporter's account once the
+# server runs (see exporter-lib.sh); replication carries it to the replicas.
+# Configured only by environment variables: see replication-lib.sh.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=replication-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/replication-lib.sh"
 require_env "${CLUSTER_ENV[@]}"
+if [[ -n ${EXPORTER_CNF:-} ]]; then
+  # shellcheck source-path=SCRIPTDIR source=exporter-lib.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/exporter-lib.sh"
+fi
 
 readonly PERIOD_SECONDS=5
 
 main() {
-  local ordinal role
+  local ordinal role exporter_ready=1
+  [[ -z ${EXPORTER_CNF:-} ]] || exporter_ready=0
   ordinal=$(pod_ordinal)
   role=$(role_of "$ordinal")
   trap 'log "stopping"; exit 0' TERM INT
@@ -24,6 +31,9 @@ main() {
   while true; do
     if [[ $role == replica ]] && server_alive "$(root_cnf)"; then
       reconcile_replica "$ordinal" || log "not done yet; trying again in ${PERIOD_SECONDS}s"
+    fi
+    if ((!exporter_ready)) && [[ $role == primary ]] && server_alive "$(root_cnf)"; then
+      if ensure_exporter_user "$(root_cnf)"; then exporter_ready=1; fi
     fi
     sleep "$PERIOD_SECONDS" &
     wait $!

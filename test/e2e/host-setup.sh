@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the end-to-end tests run for real (MariaDB, Galera,
-# mariadb-backup, socat) and shellcheck, then makes sure no system MariaDB keeps running.
+# mariadb-backup, socat, prometheus-mysqld-exporter) and shellcheck, then makes sure no system
+# MariaDB or exporter keeps running.
 # Idempotent: when everything is present it only checks.
 set -euo pipefail
 
-packages=(mariadb-server mariadb-client galera-4 mariadb-backup socat rsync shellcheck iproute2 util-linux nftables procps zstd xz-utils rclone)
+packages=(mariadb-server mariadb-client galera-4 mariadb-backup socat rsync shellcheck iproute2 util-linux nftables procps zstd xz-utils rclone prometheus-mysqld-exporter)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -30,5 +31,24 @@ pidfile=/run/mysqld/mysqld.pid
 if [[ -s $pidfile ]] && kill -0 "$(<"$pidfile")" 2>/dev/null; then
   echo "host-setup: stopping the system MariaDB service (pid $(<"$pidfile"))"
   service mariadb stop >/dev/null 2>&1 || kill "$(<"$pidfile")"
+fi
+
+# The exporter package enables a service that would hold port 9104 on this machine: the tests run
+# their own exporters, inside pods or on other ports.
+if [[ -e /etc/init.d/prometheus-mysqld-exporter ]]; then
+  if [[ $(id -u) -eq 0 ]]; then
+    if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+      systemctl disable --now prometheus-mysqld-exporter >/dev/null 2>&1 || true
+    else
+      update-rc.d prometheus-mysqld-exporter disable >/dev/null 2>&1 || true
+      service prometheus-mysqld-exporter stop >/dev/null 2>&1 || true
+      # without systemd running, the package's enablement symlink would start it at the next boot
+      rm -f /etc/systemd/system/multi-user.target.wants/prometheus-mysqld-exporter.service
+    fi
+  fi
+  if pgrep -u prometheus -x prometheus-mysq >/dev/null 2>&1; then
+    echo "host-setup: the system prometheus-mysqld-exporter service still runs; stop it (it holds port 9104)" >&2
+    exit 1
+  fi
 fi
 exit 0

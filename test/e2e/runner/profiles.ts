@@ -113,6 +113,30 @@ const MARIADB_10 = mariadbProfile('mariadb-10');
 /** From 11.0 on the image has no `mysql*` executable names (MDEV-30203). */
 const MARIADB_11 = mariadbProfile('mariadb-11', /^mysql/);
 
+/**
+ * prom/mysqld-exporter (busybox based, `ENTRYPOINT /bin/mysqld_exporter`, `USER nobody`), stood
+ * in for by Debian's prometheus-mysqld-exporter 0.14 under the image's path. The image is 0.15
+ * or later; the construct passes only `--config.my-cnf` and `--web.listen-address`, which both
+ * versions take alike, so nothing is translated. The versions differ elsewhere: 0.15+ expands
+ * `$VAR` and `%(key)s` in the option file (the construct refuses such passwords in any case) and
+ * dropped `mysql_exporter_scrapes_total`/`_scrape_errors_total`; newer releases also read
+ * MySQL 8.4's SHOW REPLICA STATUS.
+ */
+const MYSQLD_EXPORTER: ImageProfile = {
+  name: 'mysqld-exporter',
+  // dash is the /bin/sh of the forwarding script below (the image's busybox has a sh too)
+  packages: ['prometheus-mysqld-exporter', 'dash'],
+  users: [{ name: 'nobody', uid: 65534, gid: 65534, home: '/nonexistent', shell: '/usr/sbin/nologin' }],
+  env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' },
+  entrypoint: ['/bin/mysqld_exporter'],
+  cmd: [],
+  unavailable: [],
+  customize: (layer) => {
+    // /bin is /usr/bin here (merged /usr), so /bin/mysqld_exporter is this file
+    layer.writeFile('/usr/bin/mysqld_exporter', '#!/bin/sh\nexec /usr/bin/prometheus-mysqld-exporter "$@"\n', 0o755);
+  },
+};
+
 interface ImageRule {
   /** Matched against `<repository>:<tag>` with `docker.io/` and `library/` removed. */
   readonly image: RegExp;
@@ -125,6 +149,7 @@ interface ImageRule {
 const IMAGE_RULES: readonly ImageRule[] = [
   { image: /^mariadb:10\./, profile: MARIADB_10 },
   { image: /^mariadb:/, profile: MARIADB_11 },
+  { image: /^(quay\.io\/prometheus|prom)\/mysqld-exporter:/, profile: MYSQLD_EXPORTER },
   { image: /^mysql:/, notRunnable: 'Debian has no MySQL server; the runner stands in for mariadb images only' },
   { image: /^percona\//, notRunnable: 'Debian has no Percona Server, XtraDB Cluster or XtraBackup' },
 ];
