@@ -208,8 +208,8 @@ elect() {
 # The SQL that creates the users of a new cluster. Passwords go to mariadbd on stdin only.
 bootstrap_sql() {
   local root sst
-  root=$(sql_quote "$(read_secret root-password)")
-  sst=$(sql_quote "$(read_secret sst-password)")
+  root=$(sql_secret root-password)
+  sst=$(sql_secret sst-password)
   cat <<EOF
 FLUSH PRIVILEGES;
 DROP USER IF EXISTS 'root'@'127.0.0.1', 'root'@'::1', ''@'localhost';
@@ -240,8 +240,11 @@ init_new_cluster() {
   out=$(bootstrap_sql | mariadbd --defaults-file="$STATE_DIR/my.cnf" --bootstrap --wsrep-on=OFF \
     --skip-networking --skip-log-error 2>&1) || {
     # an error message may quote the statement: never print the passwords
-    local secret quoted
-    for secret in "$(read_secret root-password)" "$(read_secret sst-password)"; do
+    local secret quoted secrets=()
+    secrets+=("$(read_secret root-password)") || true
+    secrets+=("$(read_secret sst-password)") || true
+    for secret in "${secrets[@]}"; do
+      [[ -n $secret ]] || continue
       quoted=$(sql_quote "$secret")
       quoted=${quoted:1:${#quoted}-2}
       out=${out//"$secret"/<password>}

@@ -37,6 +37,15 @@ sql_quote() {
   printf "'%s'" "$s"
 }
 
+# A credential of the Secret as an SQL string literal. Use it as `x=$(sql_secret key)`: the
+# assignment fails when the credential is missing or empty. (In `$(sql_quote "$(read_secret k)")`
+# the inner failure is lost and an empty literal would be used.)
+sql_secret() {
+  local value
+  value=$(read_secret "$1") || return 1
+  sql_quote "$value"
+}
+
 # Quotes a value for an option file (my.cnf): "..." with \ and " escaped.
 cnf_quote() {
   local s=${1//\\/\\\\}

@@ -441,8 +441,8 @@ seed_replica() {
 # account, with the passwords of the credentials Secret.
 bootstrap_sql() {
   local root_password replication_password
-  root_password=$(sql_quote "$(read_secret root-password)")
-  replication_password=$(sql_quote "$(read_secret replication-password)")
+  root_password=$(sql_secret root-password)
+  replication_password=$(sql_secret replication-password)
   if [[ $DB_ENGINE == mariadb ]]; then
     # mariadb-install-db runs this with the grant tables not yet loaded
     printf '%s\n' \
@@ -533,8 +533,8 @@ prepare_primary() {
 # passwords, whatever the backup had.
 restored_accounts_sql() {
   local root_password replication_password
-  root_password=$(sql_quote "$(read_secret root-password)")
-  replication_password=$(sql_quote "$(read_secret replication-password)")
+  root_password=$(sql_secret root-password)
+  replication_password=$(sql_secret replication-password)
   printf '%s\n' \
     "CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY $root_password;" \
     "ALTER USER 'root'@'localhost' IDENTIFIED BY $root_password;" \
@@ -650,7 +650,7 @@ clone_completed() {
 # restarts the container on the cloned data. clone_from_donor SELF
 clone_from_donor() {
   local self=$1 ordinal host port out password statement
-  password=$(sql_quote "$(read_secret replication-password)")
+  password=$(sql_secret replication-password)
   for ordinal in $(donor_order "$self"); do
     host=$(peer_host "$ordinal")
     port=$(peer_port "$ordinal")
@@ -713,7 +713,7 @@ configure_replication() {
     run_sql "$cnf" 'STOP REPLICA'
   fi
   local password
-  password=$(sql_quote "$(read_secret replication-password)")
+  password=$(sql_secret replication-password)
   if [[ $DB_ENGINE == mariadb ]]; then
     if [[ ! -f $(configured_marker) ]]; then
       local gtid

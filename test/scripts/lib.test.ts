@@ -31,7 +31,7 @@ describe('lib.sh', () => {
     fs.writeFileSync(path.join(secrets, 'app-password'), password);
     const env = { DB_ENGINE: 'mariadb', SECRETS_DIR: secrets, DB_SOCKET: server.socket };
     const create = bash(
-      'printf \'CREATE OR REPLACE USER app@localhost IDENTIFIED BY %s;\\n\' "$(sql_quote "$(read_secret app-password)")"',
+      'printf \'CREATE OR REPLACE USER app@localhost IDENTIFIED BY %s;\\n\' "$(sql_secret app-password)"',
       env,
     );
     expect(create.status).toBe(0);
@@ -54,6 +54,18 @@ describe('lib.sh', () => {
     const r = bash('read_secret no-such-key', { SECRETS_DIR: secrets });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/credential 'no-such-key' is missing/);
+  });
+
+  test('sql_secret stops a strict script when the credential is missing, instead of using an empty literal', () => {
+    const r = bash('set -euo pipefail\np=$(sql_secret no-such-key)\necho "reached with [$p]"', { SECRETS_DIR: secrets });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toEqual('');
+    expect(r.stderr).toMatch(/credential 'no-such-key' is missing/);
+  });
+
+  test('sql_secret quotes a credential as an SQL literal', () => {
+    fs.writeFileSync(path.join(secrets, 'quoted'), "it's");
+    expect(bash('sql_secret quoted', { SECRETS_DIR: secrets }).stdout).toEqual("'it''s'");
   });
 
   test('a wrong DB_ENGINE is an error, not a guess', () => {
