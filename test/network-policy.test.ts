@@ -353,7 +353,8 @@ describe('PodDisruptionBudget and placement', () => {
 
   test('required anti-affinity keeps every pod on its own node, for both clusters', () => {
     const term = { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: database } };
-    for (const chart of [replicationChart({ podAntiAffinity: PodAntiAffinity.REQUIRED }), galeraChart({ podAntiAffinity: PodAntiAffinity.REQUIRED })]) {
+    const required = { podAntiAffinity: PodAntiAffinity.REQUIRED };
+    for (const chart of [replicationChart(required), galeraChart(required)]) {
       expect(one(synth(chart), 'StatefulSet').spec.template.spec.affinity).toEqual({ podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [term] } });
     }
   });
