@@ -53,8 +53,13 @@ export async function readConnectionRecord(netns: string): Promise<RawConnection
  * test client (`rt.client`).
  */
 export type NetworkIdentity =
-  | { readonly kind: 'pod'; readonly name: string; readonly namespace: string; readonly labels: Record<string, string>;
-    readonly ports: ReadonlyArray<{ readonly name?: string; readonly containerPort: number; readonly protocol?: string }> }
+  | {
+    readonly kind: 'pod';
+    readonly name: string;
+    readonly namespace: string;
+    readonly labels: Record<string, string>;
+    readonly ports: ReadonlyArray<{ readonly name?: string; readonly containerPort: number; readonly protocol?: string }>;
+  }
   | { readonly kind: 'service'; readonly name: string; readonly namespace: string; readonly manifest: Service }
   | { readonly kind: 'node' | 'client' | 'unknown' };
 
