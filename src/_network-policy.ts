@@ -61,8 +61,8 @@ export const DEFAULT_METRICS_NAMESPACE = 'monitoring';
 export function clusterNetworkPolicy(scope: Construct, id: string, props: ClusterNetworkPolicyProps): k8s.KubeNetworkPolicy {
   const clients = checkList('allowedClients', props.clients ?? [AllowedClients.sameNamespace()],
     'the SQL port', '[AllowedClients.sameNamespace()]');
-  const metricsFrom = checkList('metricsFrom', props.metricsFrom ?? [AllowedClients.namespace(DEFAULT_METRICS_NAMESPACE)],
-    'the metrics port', '[AllowedClients.namespace(\'monitoring\')]');
+  const metricsFrom = checkList('metricsFrom', props.metricsFrom ?? [AllowedClients.namespaceNamed(DEFAULT_METRICS_NAMESPACE)],
+    'the metrics port', '[AllowedClients.namespaceNamed(\'monitoring\')]');
   const members: k8s.NetworkPolicyPeer = { podSelector: { matchLabels: { ...props.memberLabels } } };
   const jobs: k8s.NetworkPolicyPeer = { podSelector: { matchLabels: { ...props.jobLabels } } };
   const peers: Record<Access, Array<k8s.NetworkPolicyPeer | undefined>> = {
@@ -132,7 +132,7 @@ function checkList(prop: string, list: AllowedClients[], port: string, example: 
   }
   list.forEach((entry, i) => {
     if (!(entry instanceof AllowedClients)) {
-      throw new Error(`${prop}[${i}] is not an AllowedClients: make it with AllowedClients.sameNamespace(), .pods(), .namespace(), .namespaces() or .anywhere()`);
+      throw new Error(`${prop}[${i}] is not an AllowedClients: make it with AllowedClients.sameNamespace(), .pods(), .namespaceNamed(), .namespaces() or .anywhere()`);
     }
   });
   return list;

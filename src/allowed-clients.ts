@@ -29,10 +29,10 @@ export class AllowedClients {
   }
 
   /** Every pod of the namespace with this name, e.g. `'monitoring'`. */
-  public static namespace(name: string): AllowedClients {
+  public static namespaceNamed(name: string): AllowedClients {
     if (typeof name !== 'string' || !DNS_LABEL.test(name) || name.length > 63) {
       throw new Error(
-        `AllowedClients.namespace('${name}'): '${name}' is not a namespace name: a namespace name is a DNS label of at most 63 ` +
+        `AllowedClients.namespaceNamed('${name}'): '${name}' is not a namespace name: a namespace name is a DNS label of at most 63 ` +
         'lowercase letters, digits and \'-\', starting and ending with a letter or digit, e.g. \'monitoring\'',
       );
     }

@@ -201,7 +201,7 @@ export interface GaleraClusterProps {
    * Who may scrape a container port named `metrics` (a metrics exporter). Only with
    * `networkPolicy`.
    *
-   * @default [AllowedClients.namespace('monitoring')]
+   * @default [AllowedClients.namespaceNamed('monitoring')]
    */
   readonly metricsFrom?: AllowedClients[];
 

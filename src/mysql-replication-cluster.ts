@@ -190,7 +190,7 @@ export interface MySqlReplicationClusterProps {
    * Who may scrape a container port named `metrics` (a metrics exporter). Only with
    * `networkPolicy`.
    *
-   * @default [AllowedClients.namespace('monitoring')]
+   * @default [AllowedClients.namespaceNamed('monitoring')]
    */
   readonly metricsFrom?: AllowedClients[];
 

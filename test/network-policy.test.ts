@@ -259,7 +259,7 @@ describe('the synthesized NetworkPolicies', () => {
     };
     const byPods = member([AllowedClients.pods({ app: 'orders-api' })]);
     expect([byPods(app), byPods(unlabelled), byPods(elsewhere)]).toEqual([true, false, false]);
-    const byNamespace = member([AllowedClients.namespace('other'), AllowedClients.namespaces({ team: 'a' })]);
+    const byNamespace = member([AllowedClients.namespaceNamed('other'), AllowedClients.namespaces({ team: 'a' })]);
     expect([byNamespace(app), byNamespace(elsewhere), byNamespace({ namespace: 'tools', labels: {} })]).toEqual([false, true, true]);
     const everyNamespace = member([AllowedClients.allNamespaces()]);
     expect([everyNamespace(elsewhere), everyNamespace({ ip: '192.0.2.1' })]).toEqual([true, false]);
@@ -309,7 +309,7 @@ describe('the synthesized NetworkPolicies', () => {
       expect(() => replicationChart({ allowedClients: [] })).toThrow(
         'allowedClients is empty, which would admit no client to the SQL port: give at least one, e.g. [AllowedClients.sameNamespace()], or set networkPolicy: false',
       );
-      expect(() => galeraChart({ metricsFrom: [] })).toThrow(/^metricsFrom is empty, which would admit no client to the metrics port: give at least one, e.g. \[AllowedClients.namespace\('monitoring'\)\]/);
+      expect(() => galeraChart({ metricsFrom: [] })).toThrow(/^metricsFrom is empty, which would admit no client to the metrics port: give at least one, e.g. \[AllowedClients.namespaceNamed\('monitoring'\)\]/);
     });
 
     test('allowedClients or metricsFrom with networkPolicy: false', () => {
@@ -321,7 +321,7 @@ describe('the synthesized NetworkPolicies', () => {
 
     test('a namespace name that is not a DNS label', () => {
       for (const name of ['Monitoring', 'monitoring_ns', '-monitoring', '', 'a'.repeat(64)]) {
-        expect(() => AllowedClients.namespace(name)).toThrow(`AllowedClients.namespace('${name}'): '${name}' is not a namespace name: a namespace name is a DNS label`);
+        expect(() => AllowedClients.namespaceNamed(name)).toThrow(`AllowedClients.namespaceNamed('${name}'): '${name}' is not a namespace name: a namespace name is a DNS label`);
       }
     });
 
