@@ -7,8 +7,12 @@ import * as guard from './_guardrails';
 import {
   EXPORTER_PASSWORD_KEY, EXPORTER_SCRIPTS, exporterCnf, exporterContainers, galeraAlerts, monitoringObjects, resolveMonitoring,
 } from './_metrics';
+import { clusterNetworkPolicy, componentSelector } from './_network-policy';
+import { placement } from './_scheduling';
 import { contentHash, readScripts } from './_scripts';
+import { AllowedClients } from './allowed-clients';
 import { EngineVersion } from './engine-version';
+import { PodAntiAffinity } from './pod-anti-affinity';
 
 /**
  * How a joining node receives a full copy of the data (State Snapshot Transfer) when it cannot
@@ -163,12 +167,50 @@ export interface GaleraClusterProps {
   readonly credentials?: kplus.ISecret;
 
   /**
-   * Also spread the pods evenly across zones (`topology.kubernetes.io/zone`), not only across
-   * nodes. Use it with 3 or more zones.
+   * Also spread the pods evenly across zones (`topology.kubernetes.io/zone`, at most one pod
+   * more in one zone than in another; a pod that would break that stays Pending). Use it with
+   * 3 or more zones.
    *
    * @default false
    */
   readonly spreadAcrossZones?: boolean;
+
+  /**
+   * How strictly the pods are kept on different nodes.
+   *
+   * @default PodAntiAffinity.PREFERRED
+   */
+  readonly podAntiAffinity?: PodAntiAffinity;
+
+  /**
+   * Synthesize a NetworkPolicy `<name>` that admits to the pods only what the cluster needs:
+   * `allowedClients` to the SQL port (3306); only the cluster's own pods to Galera's ports
+   * (4567 group communication, 4568 IST, 4444 SST, which carries a full copy of the data) and
+   * to the status port 4569; the cluster's own pods and its backup Jobs to a backup stream port
+   * and to 3306; `metricsFrom` to a port named `metrics`. It restricts ingress only: egress stays
+   * open, because backups and restores reach S3 or NFS and names are resolved through the
+   * cluster's DNS, whose addresses differ between clusters. It needs a network plugin that
+   * enforces NetworkPolicies (without one, it has no effect).
+   *
+   * @default true
+   */
+  readonly networkPolicy?: boolean;
+
+  /**
+   * Who may connect to the SQL port (3306), besides the cluster's own pods and its backup Jobs.
+   * Only with `networkPolicy`.
+   *
+   * @default [AllowedClients.sameNamespace()]
+   */
+  readonly allowedClients?: AllowedClients[];
+
+  /**
+   * Who may scrape a container port named `metrics` (a metrics exporter). Only with
+   * `networkPolicy`.
+   *
+   * @default [AllowedClients.namespaceNamed('monitoring')]
+   */
+  readonly metricsFrom?: AllowedClients[];
 
   /**
    * Keep a node ready (in the client Service) while it is a state-transfer donor or desynced.
@@ -367,6 +409,12 @@ export class GaleraCluster extends Construct {
   public readonly serviceMonitor?: ApiObject;
   /** With `alertRules`: the PrometheusRule (an ApiObject). */
   public readonly alertRules?: ApiObject;
+  /**
+   * The NetworkPolicy that restricts who reaches the pods (see `networkPolicy`); undefined with
+   * `networkPolicy: false`. Its rules are derived from the containers' ports when the chart is
+   * synthesized.
+   */
+  public readonly networkPolicy?: k8s.KubeNetworkPolicy;
 
   public constructor(scope: Construct, id: string, props: GaleraClusterProps = {}) {
     super(scope, id);
@@ -414,6 +462,8 @@ export class GaleraCluster extends Construct {
 
     const labels = recommendedLabels('mariadb', name, 'database');
     const selector = { 'app.kubernetes.io/name': labels['app.kubernetes.io/name'], 'app.kubernetes.io/instance': name };
+    // the backup Jobs' pods share name and instance: these select the database pods only
+    const memberLabels = componentSelector(labels);
 
     this.credentials = props.credentials ?? kplus.Secret.fromSecretName(this, 'Credentials', `${name}-credentials`);
 
@@ -437,7 +487,8 @@ export class GaleraCluster extends Construct {
     // peers reach each other by name before they are ready, and while the cluster is down
     ApiObject.of(this.headlessService).addJsonPatch(JsonPatch.add('/spec/publishNotReadyAddresses', true));
     this.service = new kplus.Service(this, 'Service', { metadata: { name: `${name}-client`, labels }, ports: [port('mysql', MYSQL_PORT)] });
-    for (const [key, value] of Object.entries(selector)) {
+    // not `selector`: the pods of the backup Jobs carry its labels too
+    for (const [key, value] of Object.entries(memberLabels)) {
       this.headlessService.selectLabel(key, value);
       this.service.selectLabel(key, value);
     }
@@ -509,14 +560,6 @@ export class GaleraCluster extends Construct {
       })
       : undefined;
 
-    const spread = (topologyKey: string): k8s.TopologySpreadConstraint => ({
-      topologyKey,
-      maxSkew: 1,
-      whenUnsatisfiable: 'DoNotSchedule',
-      nodeTaintsPolicy: 'Honor',
-      labelSelector: { matchLabels: selector },
-    });
-
     this.statefulSet = new k8s.KubeStatefulSet(this, 'Resource', {
       metadata: { name, labels },
       spec: {
@@ -540,10 +583,7 @@ export class GaleraCluster extends Construct {
             automountServiceAccountToken: false,
             enableServiceLinks: false,
             terminationGracePeriodSeconds: 120,
-            topologySpreadConstraints: [
-              spread('kubernetes.io/hostname'),
-              ...(props.spreadAcrossZones ? [spread('topology.kubernetes.io/zone')] : []),
-            ],
+            ...placement(memberLabels, props.podAntiAffinity, props.spreadAcrossZones),
             ...(exporter ? { initContainers: [exporter.init] } : {}),
             containers: exporter ? [container, exporter.sidecar] : [container],
             volumes: [
@@ -578,20 +618,33 @@ export class GaleraCluster extends Construct {
     // metrics: the exporters' Service, and optionally what the Prometheus Operator reads
     if (monitoring.enabled) {
       ({ metricsService: this.metricsService, serviceMonitor: this.serviceMonitor, alertRules: this.alertRules } =
-        monitoringObjects(this, name, monitoring, labels, selector, () => galeraAlerts(name, namespace, replicas)));
+        monitoringObjects(this, name, monitoring, labels, memberLabels, () => galeraAlerts(name, namespace, replicas)));
     }
 
     // a voluntary disruption (drain, upgrade) may never take the majority away
     this.podDisruptionBudget = new k8s.KubePodDisruptionBudget(this, 'Pdb', {
       metadata: { name: `${name}-pdb`, labels },
       spec: {
-        selector: { matchLabels: selector },
+        selector: { matchLabels: memberLabels },
         ...(replicas === 1
           // a single development node has no majority to protect: do not block drains
           ? { maxUnavailable: k8s.IntOrString.fromNumber(1) }
           : { minAvailable: k8s.IntOrString.fromNumber(Math.floor(replicas / 2) + 1) }),
       },
     });
+    if (props.networkPolicy ?? true) {
+      this.networkPolicy = clusterNetworkPolicy(this, 'NetworkPolicy', {
+        statefulSet: this.statefulSet,
+        name,
+        labels,
+        memberLabels,
+        jobLabels: componentSelector(recommendedLabels('mariadb', name, 'backup')),
+        clients: props.allowedClients,
+        metricsFrom: props.metricsFrom,
+      });
+    } else if (props.allowedClients !== undefined || props.metricsFrom !== undefined) {
+      throw new Error('allowedClients and metricsFrom configure the NetworkPolicy, but networkPolicy is false: remove them, or turn networkPolicy on');
+    }
   }
 }
 

@@ -4,3 +4,5 @@ export * from './galera-cluster';
 export * from './database-cluster';
 export * from './backup-target';
 export * from './backup-schedule';
+export * from './allowed-clients';
+export * from './pod-anti-affinity';

@@ -8,10 +8,14 @@ import * as guard from './_guardrails';
 import {
   EXPORTER_PASSWORD_KEY, EXPORTER_SCRIPTS, exporterCnf, exporterContainers, monitoringObjects, replicationAlerts, resolveMonitoring,
 } from './_metrics';
+import { clusterNetworkPolicy, componentSelector } from './_network-policy';
+import { placement } from './_scheduling';
 import { contentHash, readScripts } from './_scripts';
+import { AllowedClients } from './allowed-clients';
 import { BackupSchedule, BackupScheduleOptions } from './backup-schedule';
 import { ClusterTopology, IDatabaseCluster, PhysicalBackupStream, RestoreFromBackup } from './database-cluster';
 import { EngineVersion } from './engine-version';
+import { PodAntiAffinity } from './pod-anti-affinity';
 
 /**
  * Properties of a `MySqlReplicationCluster`.
@@ -212,6 +216,51 @@ export interface MySqlReplicationClusterProps {
    * @default - none
    */
   readonly monitoringLabels?: { [key: string]: string };
+
+  /**
+   * Synthesize a NetworkPolicy `<name>` that admits to the pods only what the cluster needs:
+   * `allowedClients` to the SQL port (3306); only the cluster's own pods and its backup Jobs to
+   * the physical copy stream (3307, which serves a full copy of the data without
+   * authentication) and to 3306; `metricsFrom` to a port named `metrics`. It restricts ingress
+   * only: egress stays open, because backups and restores reach S3 or NFS and names are resolved
+   * through the cluster's DNS, whose addresses differ between clusters. It needs a network plugin
+   * that enforces NetworkPolicies (without one, it has no effect).
+   *
+   * @default true
+   */
+  readonly networkPolicy?: boolean;
+
+  /**
+   * Who may connect to the SQL port (3306), besides the cluster's own pods and its backup Jobs.
+   * Only with `networkPolicy`.
+   *
+   * @default [AllowedClients.sameNamespace()]
+   */
+  readonly allowedClients?: AllowedClients[];
+
+  /**
+   * Who may scrape a container port named `metrics` (a metrics exporter). Only with
+   * `networkPolicy`.
+   *
+   * @default [AllowedClients.namespaceNamed('monitoring')]
+   */
+  readonly metricsFrom?: AllowedClients[];
+
+  /**
+   * How strictly the pods are kept on different nodes.
+   *
+   * @default PodAntiAffinity.PREFERRED
+   */
+  readonly podAntiAffinity?: PodAntiAffinity;
+
+  /**
+   * Also spread the pods evenly across zones (`topology.kubernetes.io/zone`, at most one pod
+   * more in one zone than in another; a pod that would break that stays Pending). Use it with
+   * 3 or more zones.
+   *
+   * @default false
+   */
+  readonly spreadAcrossZones?: boolean;
 }
 
 /** Paths inside the pods. */
@@ -335,6 +384,14 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
   public readonly serviceMonitor?: ApiObject;
   /** With `alertRules`: the PrometheusRule (an ApiObject). */
   public readonly alertRules?: ApiObject;
+  /**
+   * The NetworkPolicy that restricts who reaches the pods (see `networkPolicy`); undefined with
+   * `networkPolicy: false`. Its rules are derived from the containers' ports when the chart is
+   * synthesized.
+   */
+  public readonly networkPolicy?: k8s.KubeNetworkPolicy;
+  /** The PodDisruptionBudget `<name>-pdb`: drains and upgrades take down at most one pod at a time. */
+  public readonly podDisruptionBudget: k8s.KubePodDisruptionBudget;
   /** Always `ClusterTopology.REPLICATION`. */
   public readonly topology: ClusterTopology = ClusterTopology.REPLICATION;
   /**
@@ -404,6 +461,8 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     const mariadb = version.isMariaDb;
     const labels = recommendedLabels(engine, name, 'database');
     const selector = { 'app.kubernetes.io/name': labels['app.kubernetes.io/name'], 'app.kubernetes.io/instance': name };
+    // the backup Jobs' pods share name and instance: these select the database pods only
+    const memberLabels = componentSelector(labels);
 
     this.credentials = props.credentials ?? kplus.Secret.fromSecretName(this, 'Credentials', `${name}-credentials`);
 
@@ -430,7 +489,8 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     ApiObject.of(this.headlessService).addJsonPatch(JsonPatch.add('/spec/publishNotReadyAddresses', true));
     this.writeService = new kplus.Service(this, 'WriteService', { metadata: { name: `${name}-write`, labels }, ports: [mysqlPort] });
     this.readService = new kplus.Service(this, 'ReadService', { metadata: { name: `${name}-read`, labels }, ports: [mysqlPort] });
-    for (const [key, value] of Object.entries(selector)) {
+    // not `selector`: the pods of the backup Jobs carry its labels too
+    for (const [key, value] of Object.entries(memberLabels)) {
       this.headlessService.selectLabel(key, value);
       this.writeService.selectLabel(key, value);
       this.readService.selectLabel(key, value);
@@ -577,14 +637,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
             automountServiceAccountToken: false,
             enableServiceLinks: false,
             terminationGracePeriodSeconds: 60,
-            affinity: {
-              podAntiAffinity: {
-                preferredDuringSchedulingIgnoredDuringExecution: [{
-                  weight: 100,
-                  podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } },
-                }],
-              },
-            },
+            ...placement(memberLabels, props.podAntiAffinity, props.spreadAcrossZones),
             initContainers: [...restoreContainers, init, ...metricsInit],
             containers,
             volumes: [
@@ -623,7 +676,26 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     // metrics: the exporters' Service, and optionally what the Prometheus Operator reads
     if (monitoring.enabled) {
       ({ metricsService: this.metricsService, serviceMonitor: this.serviceMonitor, alertRules: this.alertRules } =
-        monitoringObjects(this, name, monitoring, labels, selector, () => replicationAlerts(name, namespace, mariadb, maxLagSeconds)));
+        monitoringObjects(this, name, monitoring, labels, memberLabels, () => replicationAlerts(name, namespace, mariadb, maxLagSeconds)));
+    }
+
+    // drains and upgrades one pod at a time: the primary, or one replica of the read Service
+    this.podDisruptionBudget = new k8s.KubePodDisruptionBudget(this, 'Pdb', {
+      metadata: { name: `${name}-pdb`, labels },
+      spec: { selector: { matchLabels: memberLabels }, maxUnavailable: k8s.IntOrString.fromNumber(1) },
+    });
+    if (props.networkPolicy ?? true) {
+      this.networkPolicy = clusterNetworkPolicy(this, 'NetworkPolicy', {
+        statefulSet: this.statefulSet,
+        name,
+        labels,
+        memberLabels,
+        jobLabels: componentSelector(recommendedLabels(engine, name, 'backup')),
+        clients: props.allowedClients,
+        metricsFrom: props.metricsFrom,
+      });
+    } else if (props.allowedClients !== undefined || props.metricsFrom !== undefined) {
+      throw new Error('allowedClients and metricsFrom configure the NetworkPolicy, but networkPolicy is false: remove them, or turn networkPolicy on');
     }
 
     // MySQL physical backups: a percona-xtrabackup sidecar serves copies like the MariaDB donor

@@ -191,19 +191,21 @@ describe('GaleraCluster', () => {
       expect(volumes).toContainEqual({ name: 'scripts', configMap: { name: 'db-scripts' } });
     });
 
-    test('spreads the pods across nodes, and across zones on request', () => {
-      const selector = { 'app.kubernetes.io/name': 'mariadb', 'app.kubernetes.io/instance': 'db' };
-      const byHost = {
-        topologyKey: 'kubernetes.io/hostname',
+    test('keeps the pods on different nodes when possible, and spreads them across zones on request', () => {
+      const selector = { 'app.kubernetes.io/name': 'mariadb', 'app.kubernetes.io/instance': 'db', 'app.kubernetes.io/component': 'database' };
+      const onHost = { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } };
+      const spec = podSpec(cluster().manifests);
+      expect(spec.affinity).toEqual({
+        podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: onHost }] },
+      });
+      expect(spec.topologySpreadConstraints).toBeUndefined();
+      expect(podSpec(cluster({ spreadAcrossZones: true }).manifests).topologySpreadConstraints).toEqual([{
+        topologyKey: 'topology.kubernetes.io/zone',
         maxSkew: 1,
         whenUnsatisfiable: 'DoNotSchedule',
         nodeTaintsPolicy: 'Honor',
         labelSelector: { matchLabels: selector },
-      };
-      expect(podSpec(cluster().manifests).topologySpreadConstraints).toEqual([byHost]);
-      expect(podSpec(cluster({ spreadAcrossZones: true }).manifests).topologySpreadConstraints).toEqual([
-        byHost, { ...byHost, topologyKey: 'topology.kubernetes.io/zone' },
-      ]);
+      }]);
     });
 
     test('gives the server two minutes to shut down cleanly', () => {
@@ -289,7 +291,7 @@ describe('GaleraCluster', () => {
       const svc = one(manifests, 'Service', 'db');
       expect(svc.spec.clusterIP).toEqual('None');
       expect(svc.spec.publishNotReadyAddresses).toBe(true);
-      expect(svc.spec.selector).toEqual({ 'app.kubernetes.io/name': 'mariadb', 'app.kubernetes.io/instance': 'db' });
+      expect(svc.spec.selector).toEqual({ 'app.kubernetes.io/name': 'mariadb', 'app.kubernetes.io/instance': 'db', 'app.kubernetes.io/component': 'database' });
       expect(svc.spec.ports.map((p: any) => p.port)).toEqual([3306, 4567, 4568, 4444, 4569]);
       expect(db.headlessService.name).toEqual('db');
     });
@@ -299,7 +301,7 @@ describe('GaleraCluster', () => {
       const svc = one(manifests, 'Service', 'db-client');
       expect(svc.spec.clusterIP).toBeUndefined();
       expect(svc.spec.publishNotReadyAddresses).toBeUndefined();
-      expect(svc.spec.selector).toEqual({ 'app.kubernetes.io/name': 'mariadb', 'app.kubernetes.io/instance': 'db' });
+      expect(svc.spec.selector).toEqual({ 'app.kubernetes.io/name': 'mariadb', 'app.kubernetes.io/instance': 'db', 'app.kubernetes.io/component': 'database' });
       expect(svc.spec.ports).toEqual([{ name: 'mysql', port: 3306, targetPort: 3306 }]);
       expect(db.service.name).toEqual('db-client');
       expect(db.host).toEqual('db-client');
@@ -317,7 +319,10 @@ describe('GaleraCluster', () => {
     test.each([[3, 2], [5, 3], [7, 4]])('keeps a majority of %i nodes available: %i', (replicas, minAvailable) => {
       const { db, manifests } = cluster({ replicas });
       const pdb = one(manifests, 'PodDisruptionBudget', 'db-pdb');
-      expect(pdb.spec).toEqual({ minAvailable, selector: { matchLabels: { 'app.kubernetes.io/name': 'mariadb', 'app.kubernetes.io/instance': 'db' } } });
+      expect(pdb.spec).toEqual({
+        minAvailable,
+        selector: { matchLabels: { 'app.kubernetes.io/name': 'mariadb', 'app.kubernetes.io/instance': 'db', 'app.kubernetes.io/component': 'database' } },
+      });
       expect(db.podDisruptionBudget.name).toEqual('db-pdb');
     });
 

@@ -119,7 +119,8 @@ describe('metrics of a MySqlReplicationCluster', () => {
       externalIPs: [],
       type: 'ClusterIP',
       ports: [{ name: 'metrics', port: 9104, targetPort: 9104 }],
-      selector: { 'app.kubernetes.io/name': 'mariadb', 'app.kubernetes.io/instance': 'db' },
+      // the database pods only, never the pods of the backup Jobs
+      selector: { 'app.kubernetes.io/name': 'mariadb', 'app.kubernetes.io/instance': 'db', 'app.kubernetes.io/component': 'database' },
     });
     expect(db.metricsService?.name).toEqual('db-metrics');
     // the other Services keep their ports

@@ -170,11 +170,18 @@ describe('MySqlReplicationCluster', () => {
       expect(fs.readFileSync(path.join(SCRIPTS_DIR, 'replication-server.sh'), 'utf8')).toMatch(/exec "\$\(db_server\)" --defaults-file="\$DB_CNF"\n/);
     });
 
-    test('the pods are spread over nodes when possible', () => {
-      expect(podSpec(cluster().manifests).affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution).toEqual([{
-        weight: 100,
-        podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'mysql', 'app.kubernetes.io/instance': 'db' } } },
-      }]);
+    test('the pods are spread over nodes when possible, by default not across zones', () => {
+      const spec = podSpec(cluster().manifests);
+      expect(spec.affinity.podAntiAffinity).toEqual({
+        preferredDuringSchedulingIgnoredDuringExecution: [{
+          weight: 100,
+          podAffinityTerm: {
+            topologyKey: 'kubernetes.io/hostname',
+            labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'mysql', 'app.kubernetes.io/instance': 'db', 'app.kubernetes.io/component': 'database' } },
+          },
+        }],
+      });
+      expect(spec.topologySpreadConstraints).toBeUndefined();
     });
   });
 
@@ -230,13 +237,15 @@ describe('MySqlReplicationCluster', () => {
     test('the write Service reaches only the primary, pod 0', () => {
       const svc = one(cluster().manifests, 'Service', 'db-write');
       expect(svc.spec.clusterIP).toBeUndefined();
-      expect(svc.spec.selector).toEqual({ 'app.kubernetes.io/name': 'mysql', 'app.kubernetes.io/instance': 'db', 'statefulset.kubernetes.io/pod-name': 'db-0' });
+      expect(svc.spec.selector).toEqual({
+        'app.kubernetes.io/name': 'mysql', 'app.kubernetes.io/instance': 'db', 'app.kubernetes.io/component': 'database', 'statefulset.kubernetes.io/pod-name': 'db-0',
+      });
       expect(svc.spec.ports).toEqual([{ name: 'mysql', port: 3306, targetPort: 3306 }]);
     });
 
-    test('the read Service reaches every ready pod of the cluster', () => {
+    test('the read Service reaches every ready pod of the cluster, and no pod of its backup Jobs', () => {
       const svc = one(cluster().manifests, 'Service', 'db-read');
-      expect(svc.spec.selector).toEqual({ 'app.kubernetes.io/name': 'mysql', 'app.kubernetes.io/instance': 'db' });
+      expect(svc.spec.selector).toEqual({ 'app.kubernetes.io/name': 'mysql', 'app.kubernetes.io/instance': 'db', 'app.kubernetes.io/component': 'database' });
       expect(svc.spec.publishNotReadyAddresses).toBeUndefined();
       expect(svc.spec.ports).toEqual([{ name: 'mysql', port: 3306, targetPort: 3306 }]);
     });

@@ -1,4 +1,5 @@
 export { ImageNotRunnableError } from './profiles';
+export type { NetworkIdentity, RecordedConnection } from './connections';
 export type { JobResult } from './job';
 export type { ContainerStatus, PodPhase } from './pod';
 export { PodRunner, RUNNER_BASE_DIR } from './runner';

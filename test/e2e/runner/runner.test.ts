@@ -364,6 +364,61 @@ describe('services', () => {
     expect((await rt.client(['socat', '-u', 'TCP:echo-svc:80', 'STDOUT'])).stderr).toContain('Connection refused');
   });
 
+  test('recordConnections records each new TCP connection once, by pod, Service, node and client, including pods already gone', async () => {
+    const chart = Testing.chart();
+    statefulSet(chart, 'echo', { containers: [hostnameServer()] });
+    new k8s.KubeService(chart, 'svc', {
+      metadata: { name: 'echo-svc' },
+      spec: { selector: { app: 'echo' }, ports: [{ port: 80, targetPort: k8s.IntOrString.fromString('http') }] },
+    });
+    // a Job pod connects to the pod directly (three times) and once through the Service, then is deleted
+    new k8s.KubeJob(chart, 'job', {
+      metadata: { name: 'caller' },
+      spec: {
+        template: {
+          metadata: { labels: { role: 'caller' } },
+          spec: {
+            restartPolicy: 'Never',
+            containers: [container('call', 'for i in 1 2 3; do socat -u TCP:echo-0.echo:8080 STDOUT; done; socat -u TCP:echo-svc:80 STDOUT; socat -u TCP:echo-0.echo:9,connect-timeout=2 STDOUT 2>/dev/null || true')],
+          },
+        },
+      },
+    });
+    const rt = await startRunner({ recordConnections: true });
+    await rt.apply(Testing.synth(chart));
+    await rt.waitForStatefulSetReady('echo', 1);
+    const job = await rt.runJob('caller');
+    expect(job).toMatchObject({ succeeded: true, logs: { call: 'echo-0\necho-0\necho-0\necho-0\n' } });
+    expect((await rt.client(['socat', '-u', 'TCP:echo-svc:80', 'STDOUT'])).stdout).toEqual('echo-0\n');
+
+    const connections = await rt.connections();
+    const seen = connections.map((c) => {
+      const name = (id: typeof c.source) => ('name' in id ? `${id.kind}:${id.name}` : id.kind);
+      return `${name(c.source)} -> ${name(c.destination)}:${c.port}`;
+    }).sort();
+    // the Job's pod is gone, and still known by its address
+    expect(rt.podNames()).toEqual(['echo-0']);
+    const jobPod = connections.find((c) => c.source.kind === 'pod')!.source;
+    expect(jobPod).toMatchObject({ kind: 'pod', name: expect.stringMatching(/^caller-[0-9a-f]{5}$/), namespace: 'default', labels: { role: 'caller' } });
+    const caller = `pod:${(jobPod as { name: string }).name}`;
+    expect(seen).toEqual([
+      'client -> service:echo-svc:80',
+      `${caller} -> pod:echo-0:8080`,
+      // a refused connection was still attempted
+      `${caller} -> pod:echo-0:9`,
+      `${caller} -> service:echo-svc:80`,
+      'node -> pod:echo-0:8080',
+    ].sort());
+    const toPod = connections.find((c) => c.destination.kind === 'pod')!;
+    expect(toPod.destination).toMatchObject({ kind: 'pod', name: 'echo-0', labels: { app: 'echo' }, ports: [{ name: 'http', containerPort: 8080 }] });
+    expect(toPod.destinationIp).toEqual(rt.podIP('echo-0'));
+  });
+
+  test('connections() needs recordConnections', async () => {
+    const rt = await startRunner();
+    await expect(rt.connections()).rejects.toThrow('connections() needs a runner started with recordConnections: true');
+  });
+
   test('the cluster bridge keeps its own MAC address as pods come and go, so connections to a Service never wait on a stale ARP entry', async () => {
     // Without an address of its own, a Linux bridge takes the lowest MAC of its ports: deleting a
     // pod (or adding one) changes it, and the client, which cached the old one for the Service

@@ -6,6 +6,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { Claims } from './claims';
 import { Cluster, NETNS_PREFIX, runnerNetnsPrefix } from './cluster';
+import { NetworkIdentity, readConnectionRecord, RecordedConnection, startConnectionRecord } from './connections';
 import { renderHosts, renderResolvConf, writeInPlace } from './dns';
 import { Forwarder } from './forwarder';
 import { buildImageLayer } from './image-layer';
@@ -36,6 +37,8 @@ export interface PodRunnerOptions {
   readonly namespace?: string;
   /** Container restart back-off; the kubelet's is 10 s doubling up to 300 s (the default). */
   readonly restartBackoff?: Partial<Backoff>;
+  /** Record every new TCP connection on the cluster network, for {@link PodRunner.connections}. Default false. */
+  readonly recordConnections?: boolean;
 }
 
 export interface ExecOptions {
@@ -110,6 +113,9 @@ export class PodRunner {
   /** Pods being created, by key: they count as existing, and stop() waits for them. */
   private readonly creating = new Map<string, Promise<Pod>>();
   private readonly imageLayers = new Map<string, string>();
+  private readonly recordConnections: boolean;
+  /** What each address of the cluster network was: every pod incarnation and Service address so far. */
+  private readonly identities = new Map<string, NetworkIdentity>();
   private cluster: Cluster | undefined;
   private forwarder: Forwarder | undefined;
   private clientNetns: string | undefined;
@@ -126,6 +132,7 @@ export class PodRunner {
     this.dir = join(RUNNER_BASE_DIR, options.name);
     this.backoff = { initialMs: options.restartBackoff?.initialMs ?? 10_000, maxMs: options.restartBackoff?.maxMs ?? 300_000 };
     this.claims = new Claims(join(this.dir, 'claims'));
+    this.recordConnections = options.recordConnections ?? false;
   }
 
   /**
@@ -264,6 +271,23 @@ export class PodRunner {
     return this.records.filter((manifest) => kind === undefined || manifest.kind === kind);
   }
 
+  /**
+   * Every distinct (source, destination, port) of the new TCP connections made on the cluster
+   * network since the start (needs `recordConnections`), with what each address was: a pod
+   * incarnation (name, namespace, labels, container ports), a Service's virtual address (a
+   * connection through a ClusterIP Service appears as the client pod's connection to the Service
+   * address, then as the node's connection to the chosen endpoint), the node, or the test client.
+   */
+  public async connections(): Promise<RecordedConnection[]> {
+    if (!this.recordConnections) {
+      throw new Error('connections() needs a runner started with recordConnections: true');
+    }
+    const identity = (ip: string): NetworkIdentity => this.identities.get(ip) ?? { kind: 'unknown' };
+    return (await readConnectionRecord(this.cluster!.netns)).map((c) => ({
+      sourceIp: c.source, destinationIp: c.destination, port: c.port, source: identity(c.source), destination: identity(c.destination),
+    }));
+  }
+
   /** Runs an applied Job, or a CronJob's jobTemplate (as if triggered now), to completion. */
   public async runJob(name: string): Promise<JobResult> {
     const job = this.jobs.get(this.key(name));
@@ -304,8 +328,14 @@ export class PodRunner {
     this.watchdog.unref();
     (this.watchdog.stdin as Socket).unref();
     this.cluster = await Cluster.create(this.name);
+    if (this.recordConnections) {
+      await startConnectionRecord(this.cluster.netns);
+    }
+    this.identities.set(this.cluster.bridgeIp, { kind: 'node' });
     this.forwarder = await Forwarder.start(this.cluster.netns, this.dir);
-    this.clientNetns = (await this.cluster.attachClient()).netns;
+    const client = await this.cluster.attachClient();
+    this.clientNetns = client.netns;
+    this.identities.set(client.ip, { kind: 'client' });
     mkdirSync(join(this.dir, 'client'));
     writeFileSync(this.clientFile('hosts'), renderHosts(undefined, []));
     writeFileSync(this.clientFile('resolv.conf'), renderResolvConf(this.namespace));
@@ -379,6 +409,9 @@ export class PodRunner {
     const existing = this.services.get(key);
     const clusterIp = headless ? undefined : existing?.clusterIp ?? await this.cluster!.allocateServiceIp();
     this.services.set(key, { manifest, name, namespace, clusterIp });
+    if (clusterIp) {
+      this.identities.set(clusterIp, { kind: 'service', name, namespace, manifest });
+    }
   }
 
   private async createPod(manifest: PodManifest): Promise<Pod> {
@@ -391,6 +424,14 @@ export class PodRunner {
     }
     const creation = (async () => {
       const pod = await Pod.create(this.podHost(), manifest);
+      const { spec, metadata } = manifest;
+      this.identities.set(pod.ip!, {
+        kind: 'pod',
+        name: metadata.name,
+        namespace: metadata.namespace,
+        labels: { ...metadata.labels },
+        ports: [...(spec.initContainers ?? []), ...spec.containers].flatMap((c) => (c.ports ?? []).map((p) => ({ ...p }))),
+      });
       this.pods.set(key, pod);
       this.changed();
       await this.settle(); // its name resolves before its containers start
