@@ -4,7 +4,9 @@ import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
 import { contentHash, readScripts } from './_scripts';
+import { BoundServerTls, galeraTlsProviderOptions, galeraTlsSstOptions, TLS_DIR, TLS_RESERVED_OPTIONS, tlsServerOptions, validateSecureTransport } from './_tls';
 import { EngineVersion } from './engine-version';
+import { ServerTls } from './server-tls';
 
 /**
  * How a joining node receives a full copy of the data (State Snapshot Transfer) when it cannot
@@ -189,6 +191,26 @@ export interface GaleraClusterProps {
    * @default Duration.seconds(60)
    */
   readonly primaryComponentTimeout?: Duration;
+
+  /**
+   * TLS with a server certificate: client connections (`ssl_cert`, `ssl_key`, `ssl_ca`),
+   * Galera group communication and IST (`socket.ssl_*`, peers verify each other's certificate
+   * against the CA) and mariabackup state transfers (socat with TLS, both ends verified against
+   * the CA) are encrypted. Needs `SstMethod.MARIABACKUP`: `wsrep_sst_rsync` encrypts with stunnel,
+   * which the mariadb image lacks. Turning TLS on or off in a running cluster cannot be rolled
+   * out pod by pod (nodes with and without TLS cannot talk): apply, then delete all pods at once.
+   *
+   * @default - no TLS
+   */
+  readonly tls?: ServerTls;
+
+  /**
+   * Refuse TCP client connections without TLS (`require_secure_transport`); connections over
+   * the server's unix socket (the probes, the start logic, mariabackup) are not affected. Needs `tls`.
+   *
+   * @default false
+   */
+  readonly requireSecureTransport?: boolean;
 }
 
 /** Paths inside the pods (the same layout as the other clusters of this library). */
@@ -233,6 +255,7 @@ const RESERVED_OPTIONS: Record<string, string> = {
   bind_address: 'the peers and the Services connect over the pod network',
   user: 'the pods run as the images\' mysql user (uid 999)',
   log_error: 'the server logs to the container\'s output (kubectl logs)',
+  ...TLS_RESERVED_OPTIONS,
 };
 
 /**
@@ -301,6 +324,10 @@ export class GaleraCluster extends Construct {
   public readonly credentials: kplus.ISecret;
   /** The PodDisruptionBudget that keeps a majority of the nodes up. */
   public readonly podDisruptionBudget: k8s.KubePodDisruptionBudget;
+  /** The Secret with the server certificate and its CA (`ca.crt`), when the cluster has TLS. */
+  public readonly tlsSecretName?: string;
+  /** The cert-manager Certificate, when `tls` is `ServerTls.certManager(…)`. */
+  public readonly certificate?: ApiObject;
 
   public constructor(scope: Construct, id: string, props: GaleraClusterProps = {}) {
     super(scope, id);
@@ -329,6 +356,13 @@ export class GaleraCluster extends Construct {
     const startupSeconds = wholeSeconds('startupTimeout', props.startupTimeout ?? Duration.hours(1), 30);
     const primarySeconds = wholeSeconds('primaryComponentTimeout', props.primaryComponentTimeout ?? Duration.seconds(60), 10);
     const sstMethod = props.sstMethod ?? SstMethod.MARIABACKUP;
+    validateSecureTransport(props.tls, props.requireSecureTransport ?? false);
+    if (props.tls && sstMethod === SstMethod.RSYNC) {
+      throw new Error(
+        'sstMethod SstMethod.RSYNC cannot encrypt state transfers with tls: wsrep_sst_rsync encrypts with stunnel, which the mariadb image does not have; ' +
+        'use SstMethod.MARIABACKUP (the default), whose transfers are encrypted with socat',
+      );
+    }
 
     this.name = name;
     this.replicas = replicas;
@@ -344,9 +378,19 @@ export class GaleraCluster extends Construct {
 
     this.credentials = props.credentials ?? kplus.Secret.fromSecretName(this, 'Credentials', `${name}-credentials`);
 
+    // TLS: the certificate's Secret (cert-manager: a Certificate for every name of the cluster)
+    let tls: BoundServerTls | undefined;
+    if (props.tls) {
+      tls = props.tls._bind(this, { cluster: name, headlessService: name, clientServices: [`${name}-client`], namespace });
+      this.tlsSecretName = tls.secretName;
+      this.certificate = tls.certificate;
+    }
+
     // every pod's stable address, in ordinal order: the Galera peers and the start logic's peers
     const peers = Array.from({ length: replicas }, (_, i) => `${name}-${i}.${name}`);
-    const config = { 'galera.cnf': galeraCnf(clusterName, peers, sstMethod, props.serverOptions ?? {}) };
+    const config = {
+      'galera.cnf': galeraCnf(clusterName, peers, sstMethod, props.serverOptions ?? {}, tls ? props.requireSecureTransport ?? false : undefined),
+    };
     this.configMap = new kplus.ConfigMap(this, 'Config', { metadata: { name: `${name}-config`, labels }, data: config });
     const scripts = readScripts(SCRIPTS);
     this.scriptsConfigMap = new kplus.ConfigMap(this, 'Scripts', { metadata: { name: `${name}-scripts`, labels }, data: scripts });
@@ -384,6 +428,7 @@ export class GaleraCluster extends Construct {
         SST_USER,
         JOIN_TIMEOUT: `${primarySeconds}`,
         READY_WHEN_DONOR: `${props.readyWhenDonor ?? false}`,
+        ...(tls ? { TLS_DIR } : {}),
       }).map(([envName, value]) => ({ name: envName, value })),
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
@@ -422,6 +467,7 @@ export class GaleraCluster extends Construct {
         mount('config', CONFIG_DIR, true),
         mount('scripts', SCRIPTS_DIR, true),
         mount('credentials', CREDENTIALS_DIR, true),
+        ...(tls ? [mount('tls', TLS_DIR, true)] : []),
       ],
       // the startup probe covers the wait for peers, crash recovery and SST
       startupProbe: probe('startup', 10, Math.ceil(startupSeconds / 10)),
@@ -478,6 +524,7 @@ export class GaleraCluster extends Construct {
                   items: [GaleraCluster.ROOT_PASSWORD_KEY, GaleraCluster.SST_PASSWORD_KEY].map((key) => ({ key, path: key })),
                 },
               },
+              ...(tls ? [tls.volume] : []),
             ],
           },
         },
@@ -532,8 +579,11 @@ function wholeSeconds(prop: string, duration: Duration, minimum: number): number
   return seconds;
 }
 
-/** galera.cnf: the library's settings, then the user's. */
-function galeraCnf(clusterName: string, peers: string[], sstMethod: SstMethod, serverOptions: { [name: string]: string }): string {
+/** galera.cnf: the library's settings, then the user's; `requireSecureTransport` is undefined without TLS. */
+function galeraCnf(
+  clusterName: string, peers: string[], sstMethod: SstMethod, serverOptions: { [name: string]: string }, requireSecureTransport?: boolean,
+): string {
+  const tls = requireSecureTransport !== undefined;
   const server: Record<string, CnfValue> = {
     // Galera replicates InnoDB row events
     binlog_format: 'ROW',
@@ -546,6 +596,7 @@ function galeraCnf(clusterName: string, peers: string[], sstMethod: SstMethod, s
     // every peer by its stable DNS name (a node listing itself is fine)
     wsrep_cluster_address: `gcomm://${peers.join(',')}`,
     wsrep_sst_method: sstMethod.name,
+    ...(tls ? { ...tlsServerOptions(requireSecureTransport), wsrep_provider_options: galeraTlsProviderOptions() } : {}),
   };
   for (const [key, value] of Object.entries(serverOptions)) {
     const normalized = key.toLowerCase().replace(/-/g, '_').replace(/^loose_/, '');
@@ -556,7 +607,8 @@ function galeraCnf(clusterName: string, peers: string[], sstMethod: SstMethod, s
     if (normalized === 'wsrep_provider_options' && /(^|;)\s*pc\.(recovery|bootstrap)\s*=/.test(value)) {
       throw new Error(`serverOptions.${key} sets pc.recovery or pc.bootstrap, which the start logic depends on: remove them`);
     }
-    server[key] = value;
+    // the user's provider options come after the TLS ones
+    server[key] = tls && normalized === 'wsrep_provider_options' ? `${galeraTlsProviderOptions()};${value}` : value;
   }
   return [
     '# galera.cnf of a GaleraCluster (cdk8s-mysql). galera-start.sh includes it in the server\'s',
@@ -564,7 +616,7 @@ function galeraCnf(clusterName: string, peers: string[], sstMethod: SstMethod, s
     renderCnf({
       mariadbd: server,
       // the SST scripts log to the server's output (not to a syslog that the image lacks)
-      sst: { 'sst-syslog': -1 },
+      sst: { 'sst-syslog': -1, ...(tls ? galeraTlsSstOptions() : {}) },
     }),
   ].join('\n');
 }

@@ -4,3 +4,4 @@ export * from './galera-cluster';
 export * from './database-cluster';
 export * from './backup-target';
 export * from './backup-schedule';
+export * from './server-tls';
