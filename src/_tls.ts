@@ -11,6 +11,8 @@ export interface TlsNames {
   readonly headlessService: string;
   /** The Services applications connect to. */
   readonly clientServices: string[];
+  /** The pods' names (`<name>-<ordinal>`). */
+  readonly pods: string[];
   /** The chart's namespace, when it has one. */
   readonly namespace?: string;
 }
@@ -30,18 +32,21 @@ export interface BoundServerTls {
 /** Where the certificate files are mounted in every pod and Job. */
 export const TLS_DIR = '/etc/cdk8s-mysql/tls';
 
-/** The DNS names a cluster's certificate covers: every Service, and every pod under the headless one. */
+/**
+ * The DNS names a cluster's certificate covers: every client Service in each form, and every pod
+ * under the headless Service. The pods' short names (`<pod>.<headless>`, what the peers, replicas
+ * and backup Jobs connect to) are listed one by one: OpenSSL never matches a wildcard with a
+ * single label after it (`*.orders`), so only the longer forms use wildcards.
+ */
 export function tlsDnsNames(names: TlsNames, clusterDomain = 'cluster.local'): string[] {
-  const forms = (host: string) => names.namespace
-    ? [host, `${host}.${names.namespace}`, `${host}.${names.namespace}.svc`, `${host}.${names.namespace}.svc.${clusterDomain}`]
-    : [host];
+  const ns = names.namespace;
+  const qualified = (host: string) => ns ? [`${host}.${ns}`, `${host}.${ns}.svc`, `${host}.${ns}.svc.${clusterDomain}`] : [];
   return [
-    ...names.clientServices.flatMap(forms),
-    // the peers, replicas and backup Jobs connect to <pod>.<headless>
-    ...forms(`*.${names.headlessService}`),
+    ...names.clientServices.flatMap((service) => [service, ...qualified(service)]),
+    ...names.pods.map((pod) => `${pod}.${names.headlessService}`),
+    ...qualified(`*.${names.headlessService}`),
   ];
 }
-
 
 /** The server options of a cluster with TLS (my.cnf), by option name. */
 export function tlsServerOptions(requireSecureTransport: boolean): Record<string, string> {

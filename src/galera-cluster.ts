@@ -378,16 +378,18 @@ export class GaleraCluster extends Construct {
 
     this.credentials = props.credentials ?? kplus.Secret.fromSecretName(this, 'Credentials', `${name}-credentials`);
 
+    // every pod's stable address, in ordinal order: the Galera peers and the start logic's peers
+    const pods = Array.from({ length: replicas }, (_, i) => `${name}-${i}`);
+    const peers = pods.map((pod) => `${pod}.${name}`);
+
     // TLS: the certificate's Secret (cert-manager: a Certificate for every name of the cluster)
     let tls: BoundServerTls | undefined;
     if (props.tls) {
-      tls = props.tls._bind(this, { cluster: name, headlessService: name, clientServices: [`${name}-client`], namespace });
+      tls = props.tls._bind(this, { cluster: name, headlessService: name, clientServices: [`${name}-client`], pods, namespace });
       this.tlsSecretName = tls.secretName;
       this.certificate = tls.certificate;
     }
 
-    // every pod's stable address, in ordinal order: the Galera peers and the start logic's peers
-    const peers = Array.from({ length: replicas }, (_, i) => `${name}-${i}.${name}`);
     const config = {
       'galera.cnf': galeraCnf(clusterName, peers, sstMethod, props.serverOptions ?? {}, tls ? props.requireSecureTransport ?? false : undefined),
     };

@@ -373,6 +373,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
         cluster: name,
         headlessService: name,
         clientServices: [`${name}-write`, `${name}-read`],
+        pods: Array.from({ length: replicas }, (_, i) => `${name}-${i}`),
         namespace,
       });
       this.tlsSecretName = tls.secretName;

@@ -104,9 +104,12 @@ describe('ServerTls.certManager', () => {
     expect(cert.spec.dnsNames).toEqual([
       'orders-write', 'orders-write.shop', 'orders-write.shop.svc', 'orders-write.shop.svc.cluster.local',
       'orders-read', 'orders-read.shop', 'orders-read.shop.svc', 'orders-read.shop.svc.cluster.local',
-      '*.orders', '*.orders.shop', '*.orders.shop.svc', '*.orders.shop.svc.cluster.local',
+      'orders-0.orders', 'orders-1.orders', 'orders-2.orders',
+      '*.orders.shop', '*.orders.shop.svc', '*.orders.shop.svc.cluster.local',
     ]);
-    // what the scripts connect to: the primary and every replica by their headless names
+    // the scripts connect to <pod>.<headless>, which are listed one by one: OpenSSL never matches
+    // a wildcard with a single label after it ('*.orders')
+    expect(cert.spec.dnsNames).not.toContain('*.orders');
     expect(db.tlsSecretName).toBe('orders-tls');
     expect(db.certificate).toBeDefined();
     expect(podSpec(manifests).volumes.find((v: any) => v.name === 'tls').secret.secretName).toBe('orders-tls');
@@ -125,7 +128,8 @@ describe('ServerTls.certManager', () => {
     expect(cert.spec.renewBefore).toBeUndefined();
     expect(cert.spec.dnsNames).toEqual([
       'inventory-client', 'inventory-client.shop', 'inventory-client.shop.svc', 'inventory-client.shop.svc.corp.local',
-      '*.inventory', '*.inventory.shop', '*.inventory.shop.svc', '*.inventory.shop.svc.corp.local',
+      'inventory-0.inventory', 'inventory-1.inventory', 'inventory-2.inventory',
+      '*.inventory.shop', '*.inventory.shop.svc', '*.inventory.shop.svc.corp.local',
       'db.example.com',
     ]);
   });
@@ -133,7 +137,7 @@ describe('ServerTls.certManager', () => {
   test('without a namespace on the chart, covers the short names only', () => {
     const chart = Testing.chart();
     new MySqlReplicationCluster(chart, 'db', { name: 'orders', tls: ServerTls.certManager({ issuerName: 'db-ca' }) });
-    expect(one(synth(chart), 'Certificate').spec.dnsNames).toEqual(['orders-write', 'orders-read', '*.orders']);
+    expect(one(synth(chart), 'Certificate').spec.dnsNames).toEqual(['orders-write', 'orders-read', 'orders-0.orders', 'orders-1.orders', 'orders-2.orders']);
   });
 
   test.each([
