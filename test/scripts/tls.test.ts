@@ -168,7 +168,9 @@ describe('a MariaDB replication cluster with tls and requireSecureTransport, run
   beforeAll(async () => {
     const chart = Testing.chart();
     new MySqlReplicationCluster(chart, 'db', {
-      name: NAME, version: EngineVersion.MARIADB_10_11, replicas: 3,
+      name: NAME,
+      version: EngineVersion.MARIADB_10_11,
+      replicas: 3,
       tls: ServerTls.fromSecret(kplus.Secret.fromSecretName(chart, 'Tls', 'tl-tls')),
       requireSecureTransport: true,
       serverOptions: { performance_schema: 'ON' },
@@ -235,7 +237,10 @@ describe('a MariaDB replication cluster with tls and requireSecureTransport, run
     start(1, 'replication-agent.sh');
     await waitFor('the replica is ready', async () => (await script(1, 'replication-ready.sh')).code === 0);
     expect(status(1)).toMatchObject({
-      Master_Host: 'tl-0.tl', Slave_IO_Running: 'Yes', Master_SSL_Allowed: 'Yes', Master_SSL_Verify_Server_Cert: 'Yes',
+      Master_Host: 'tl-0.tl',
+      Slave_IO_Running: 'Yes',
+      Master_SSL_Allowed: 'Yes',
+      Master_SSL_Verify_Server_Cert: 'Yes',
       Master_SSL_CA_File: `${tlsDir}/ca.crt`,
     });
     sql(0, 'CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); USE app; INSERT INTO app.t SELECT seq FROM seq_1_to_100;');
