@@ -7,6 +7,7 @@ import { CONTAINER_SECURITY, POD_SECURITY, recommendedLabels } from './_common';
 import * as guard from './_guardrails';
 import { backupAlerts, checkLabels, longestCronGap, prometheusRule } from './_metrics';
 import { readScripts } from './_scripts';
+import { TLS_DIR } from './_tls';
 import { BackupTarget } from './backup-target';
 import { IDatabaseCluster } from './database-cluster';
 
@@ -357,6 +358,8 @@ export class BackupSchedule extends Construct {
       ...(keepLast !== undefined ? { KEEP_LAST: `${keepLast}` } : {}),
       ...(keepFor !== undefined ? { KEEP_SECONDS: `${Math.floor(keepFor.toSeconds())}` } : {}),
       STALE_SECONDS: `${activeDeadline}`,
+      // TLS: connections to the members use TLS, verified against the cluster's CA
+      ...(cluster.tlsSecretName ? { TLS_DIR } : {}),
       ...target.env,
     };
     const resources = kubeResources(props.resources ?? {
@@ -370,6 +373,7 @@ export class BackupSchedule extends Construct {
       resources,
       scriptsConfigMap: this.scriptsConfigMap.name,
       credentials: cluster.credentials.name,
+      tlsSecretName: cluster.tlsSecretName,
       timeZone,
       startingDeadline,
       activeDeadline,
@@ -422,6 +426,7 @@ interface JobFactoryProps {
   readonly resources: k8s.ResourceRequirements;
   readonly scriptsConfigMap: string;
   readonly credentials: string;
+  readonly tlsSecretName?: string;
   readonly timeZone: string;
   readonly startingDeadline: number;
   readonly activeDeadline: number;
@@ -441,6 +446,7 @@ class JobFactory {
       { name: 'work', mountPath: WORK_DIR },
       { name: 'run', mountPath: RUN_DIR },
       { name: 'tmp', mountPath: TMP_DIR },
+      ...(this.props.tlsSecretName ? [{ name: 'tls-ca', mountPath: TLS_DIR, readOnly: true }] : []),
       ...(target ? this.props.target.mounts : []),
     ];
     return {
@@ -468,6 +474,7 @@ class JobFactory {
       { name: 'work', emptyDir: {} },
       { name: 'run', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('16Mi') } },
       { name: 'tmp', emptyDir: {} },
+      ...(p.tlsSecretName ? [{ name: 'tls-ca', secret: { secretName: p.tlsSecretName, defaultMode: 0o444, items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] : []),
       ...p.target.volumes,
     ];
     return new k8s.KubeCronJob(scope, id, {

@@ -87,6 +87,13 @@ export interface IDatabaseCluster extends IConstruct {
    * primary only when it has no replica); every node for Galera.
    */
   readonly backupMembers: string[];
+  /**
+   * The Secret with the cluster's server certificate and CA (`ca.crt`) when the cluster has TLS:
+   * backup and restore Jobs then connect over TLS and verify the servers against the CA.
+   *
+   * @default - no TLS
+   */
+  readonly tlsSecretName?: string;
 
   /**
    * Where the members serve physical copies, turning the service on when it is not yet (MySQL:

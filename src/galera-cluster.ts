@@ -10,9 +10,11 @@ import {
 import { clusterNetworkPolicy, componentSelector } from './_network-policy';
 import { placement } from './_scheduling';
 import { contentHash, readScripts } from './_scripts';
+import { BoundServerTls, galeraTlsProviderOptions, galeraTlsSstOptions, TLS_DIR, TLS_RESERVED_OPTIONS, tlsServerOptions, validateSecureTransport } from './_tls';
 import { AllowedClients } from './allowed-clients';
 import { EngineVersion } from './engine-version';
 import { PodAntiAffinity } from './pod-anti-affinity';
+import { ServerTls } from './server-tls';
 
 /**
  * How a joining node receives a full copy of the data (State Snapshot Transfer) when it cannot
@@ -286,6 +288,26 @@ export interface GaleraClusterProps {
    * @default - none
    */
   readonly monitoringLabels?: { [key: string]: string };
+
+  /**
+   * TLS with a server certificate: client connections (`ssl_cert`, `ssl_key`, `ssl_ca`),
+   * Galera group communication and IST (`socket.ssl_*`, peers verify each other's certificate
+   * against the CA) and mariabackup state transfers (socat with TLS, both ends verified against
+   * the CA) are encrypted. Needs `SstMethod.MARIABACKUP`: `wsrep_sst_rsync` encrypts with stunnel,
+   * which the mariadb image lacks. Turning TLS on or off in a running cluster cannot be rolled
+   * out pod by pod (nodes with and without TLS cannot talk): apply, then delete all pods at once.
+   *
+   * @default - no TLS
+   */
+  readonly tls?: ServerTls;
+
+  /**
+   * Refuse TCP client connections without TLS (`require_secure_transport`); connections over
+   * the server's unix socket (the probes, the start logic, mariabackup) are not affected. Needs `tls`.
+   *
+   * @default false
+   */
+  readonly requireSecureTransport?: boolean;
 }
 
 /** Paths inside the pods (the same layout as the other clusters of this library). */
@@ -333,6 +355,7 @@ const RESERVED_OPTIONS: Record<string, string> = {
   skip_grant_tables: 'the server checks every login against its accounts',
   wsrep_recover: 'the start logic recovers the position itself; set in a file, every start would only recover and exit',
   wsrep_start_position: 'the start logic passes each node\'s recovered position',
+  ...TLS_RESERVED_OPTIONS,
 };
 
 /**
@@ -415,6 +438,10 @@ export class GaleraCluster extends Construct {
    * synthesized.
    */
   public readonly networkPolicy?: k8s.KubeNetworkPolicy;
+  /** The Secret with the server certificate and its CA (`ca.crt`), when the cluster has TLS. */
+  public readonly tlsSecretName?: string;
+  /** The cert-manager Certificate, when `tls` is `ServerTls.certManager(…)`. */
+  public readonly certificate?: ApiObject;
 
   public constructor(scope: Construct, id: string, props: GaleraClusterProps = {}) {
     super(scope, id);
@@ -450,6 +477,13 @@ export class GaleraCluster extends Construct {
     guard.checkGaleraServerOptions(props.serverOptions ?? {});
     guard.checkStartupOutlastsJoin(startupSeconds, primarySeconds);
     const monitoring = resolveMonitoring(props);
+    validateSecureTransport(props.tls, props.requireSecureTransport ?? false);
+    if (props.tls && sstMethod === SstMethod.RSYNC) {
+      throw new Error(
+        'sstMethod SstMethod.RSYNC cannot encrypt state transfers with tls: wsrep_sst_rsync encrypts with stunnel, which the mariadb image does not have; ' +
+        'use SstMethod.MARIABACKUP (the default), whose transfers are encrypted with socat',
+      );
+    }
 
     this.name = name;
     this.replicas = replicas;
@@ -468,8 +502,20 @@ export class GaleraCluster extends Construct {
     this.credentials = props.credentials ?? kplus.Secret.fromSecretName(this, 'Credentials', `${name}-credentials`);
 
     // every pod's stable address, in ordinal order: the Galera peers and the start logic's peers
-    const peers = Array.from({ length: replicas }, (_, i) => `${name}-${i}.${name}`);
-    const config = { 'galera.cnf': galeraCnf(clusterName, peers, sstMethod, props.serverOptions ?? {}) };
+    const pods = Array.from({ length: replicas }, (_, i) => `${name}-${i}`);
+    const peers = pods.map((pod) => `${pod}.${name}`);
+
+    // TLS: the certificate's Secret (cert-manager: a Certificate for every name of the cluster)
+    let tls: BoundServerTls | undefined;
+    if (props.tls) {
+      tls = props.tls._bind(this, { cluster: name, headlessService: name, clientServices: [`${name}-client`], pods, namespace });
+      this.tlsSecretName = tls.secretName;
+      this.certificate = tls.certificate;
+    }
+
+    const config = {
+      'galera.cnf': galeraCnf(clusterName, peers, sstMethod, props.serverOptions ?? {}, tls ? props.requireSecureTransport ?? false : undefined),
+    };
     this.configMap = new kplus.ConfigMap(this, 'Config', { metadata: { name: `${name}-config`, labels }, data: config });
     const scripts = readScripts(monitoring.enabled ? [...SCRIPTS, ...EXPORTER_SCRIPTS] : SCRIPTS);
     this.scriptsConfigMap = new kplus.ConfigMap(this, 'Scripts', { metadata: { name: `${name}-scripts`, labels }, data: scripts });
@@ -509,6 +555,7 @@ export class GaleraCluster extends Construct {
         JOIN_TIMEOUT: `${primarySeconds}`,
         READY_WHEN_DONOR: `${props.readyWhenDonor ?? false}`,
         ...(monitoring.enabled ? { EXPORTER_CNF: exporterCnf(RUN_DIR) } : {}),
+        ...(tls ? { TLS_DIR } : {}),
       }).map(([envName, value]) => ({ name: envName, value })),
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
@@ -547,6 +594,7 @@ export class GaleraCluster extends Construct {
         mount('config', CONFIG_DIR, true),
         mount('scripts', SCRIPTS_DIR, true),
         mount('credentials', CREDENTIALS_DIR, true),
+        ...(tls ? [mount('tls', TLS_DIR, true)] : []),
       ],
       // the startup probe covers the wait for peers, crash recovery and SST
       startupProbe: probe('startup', 10, Math.ceil(startupSeconds / 10)),
@@ -600,6 +648,7 @@ export class GaleraCluster extends Construct {
                     .map((key) => ({ key, path: key })),
                 },
               },
+              ...(tls ? [tls.volume] : []),
             ],
           },
         },
@@ -673,8 +722,11 @@ function wholeSeconds(prop: string, duration: Duration, minimum: number): number
   return seconds;
 }
 
-/** galera.cnf: the library's settings, then the user's. */
-function galeraCnf(clusterName: string, peers: string[], sstMethod: SstMethod, serverOptions: { [name: string]: string }): string {
+/** galera.cnf: the library's settings, then the user's; `requireSecureTransport` is undefined without TLS. */
+function galeraCnf(
+  clusterName: string, peers: string[], sstMethod: SstMethod, serverOptions: { [name: string]: string }, requireSecureTransport?: boolean,
+): string {
+  const tls = requireSecureTransport !== undefined;
   const server: Record<string, CnfValue> = {
     // Galera replicates InnoDB row events
     binlog_format: 'ROW',
@@ -687,13 +739,15 @@ function galeraCnf(clusterName: string, peers: string[], sstMethod: SstMethod, s
     // every peer by its stable DNS name (a node listing itself is fine)
     wsrep_cluster_address: `gcomm://${peers.join(',')}`,
     wsrep_sst_method: sstMethod.name,
+    ...(tls ? { ...tlsServerOptions(requireSecureTransport), wsrep_provider_options: galeraTlsProviderOptions() } : {}),
   };
   for (const [key, value] of Object.entries(serverOptions)) {
     const reason = guard.reservedReason(key, RESERVED_OPTIONS);
     if (reason !== undefined) {
       throw new Error(guard.reservedMessage(key, reason));
     }
-    server[key] = value;
+    // the user's provider options come after the TLS ones
+    server[key] = tls && guard.normalizeOption(key) === 'wsrep_provider_options' ? `${galeraTlsProviderOptions()};${value}` : value;
   }
   return [
     '# galera.cnf of a GaleraCluster (cdk8s-mysql). galera-start.sh includes it in the server\'s',
@@ -701,7 +755,7 @@ function galeraCnf(clusterName: string, peers: string[], sstMethod: SstMethod, s
     renderCnf({
       mariadbd: server,
       // the SST scripts log to the server's output (not to a syslog that the image lacks)
-      sst: { 'sst-syslog': -1 },
+      sst: { 'sst-syslog': -1, ...(tls ? galeraTlsSstOptions() : {}) },
     }),
   ].join('\n');
 }

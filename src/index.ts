@@ -6,3 +6,4 @@ export * from './backup-target';
 export * from './backup-schedule';
 export * from './allowed-clients';
 export * from './pod-anti-affinity';
+export * from './server-tls';

@@ -11,11 +11,13 @@ import {
 import { clusterNetworkPolicy, componentSelector } from './_network-policy';
 import { placement } from './_scheduling';
 import { contentHash, readScripts } from './_scripts';
+import { BoundServerTls, TLS_DIR, TLS_RESERVED_OPTIONS, tlsServerOptions, validateSecureTransport } from './_tls';
 import { AllowedClients } from './allowed-clients';
 import { BackupSchedule, BackupScheduleOptions } from './backup-schedule';
 import { ClusterTopology, IDatabaseCluster, PhysicalBackupStream, RestoreFromBackup } from './database-cluster';
 import { EngineVersion } from './engine-version';
 import { PodAntiAffinity } from './pod-anti-affinity';
+import { ServerTls } from './server-tls';
 
 /**
  * Properties of a `MySqlReplicationCluster`.
@@ -261,6 +263,25 @@ export interface MySqlReplicationClusterProps {
    * @default false
    */
   readonly spreadAcrossZones?: boolean;
+
+  /**
+   * TLS with a server certificate: the servers offer TLS to clients (`ssl_cert`, `ssl_key`,
+   * `ssl_ca`), replicas replicate over TLS and verify the primary's certificate against the CA
+   * and its name, the replication account requires TLS, and the scripts' and backup Jobs' TCP
+   * connections use TLS. The seeding stream of new replicas (port 3307) is not encrypted.
+   * A renewed certificate is reloaded without a restart.
+   *
+   * @default - no TLS
+   */
+  readonly tls?: ServerTls;
+
+  /**
+   * Refuse TCP connections without TLS (`require_secure_transport`); connections over the
+   * server's unix socket (the probes and sidecars) are not affected. Needs `tls`.
+   *
+   * @default false
+   */
+  readonly requireSecureTransport?: boolean;
 }
 
 /** Paths inside the pods. */
@@ -316,6 +337,7 @@ const RESERVED_OPTIONS: Record<string, string> = {
   skip_networking: 'the other pods and the Services connect over the pod network',
   skip_grant_tables: 'the server checks every login against its accounts',
   user: 'the pods run as the images\' mysql user (uid 999)',
+  ...TLS_RESERVED_OPTIONS,
 };
 
 /**
@@ -392,6 +414,10 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
   public readonly networkPolicy?: k8s.KubeNetworkPolicy;
   /** The PodDisruptionBudget `<name>-pdb`: drains and upgrades take down at most one pod at a time. */
   public readonly podDisruptionBudget: k8s.KubePodDisruptionBudget;
+  /** The Secret with the server certificate and its CA (`ca.crt`), when the cluster has TLS. */
+  public readonly tlsSecretName?: string;
+  /** The cert-manager Certificate, when `tls` is `ServerTls.certManager(…)`. */
+  public readonly certificate?: ApiObject;
   /** Always `ClusterTopology.REPLICATION`. */
   public readonly topology: ClusterTopology = ClusterTopology.REPLICATION;
   /**
@@ -429,6 +455,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     const maxLagSeconds = Math.ceil(maxLag.toMilliseconds() / 1000);
     const monitoring = resolveMonitoring(props);
     const semiSync = props.semiSync ?? false;
+    validateSecureTransport(props.tls, props.requireSecureTransport ?? false);
     if (semiSync && replicas < 2) {
       throw new Error(`semiSync needs at least one replica to acknowledge commits, got replicas ${replicas}: set replicas to 2 or more, or turn semiSync off`);
     }
@@ -465,6 +492,20 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     const memberLabels = componentSelector(labels);
 
     this.credentials = props.credentials ?? kplus.Secret.fromSecretName(this, 'Credentials', `${name}-credentials`);
+
+    // TLS: the certificate's Secret (cert-manager: a Certificate for every name of the cluster)
+    let tls: BoundServerTls | undefined;
+    if (props.tls) {
+      tls = props.tls._bind(this, {
+        cluster: name,
+        headlessService: name,
+        clientServices: [`${name}-write`, `${name}-read`],
+        pods: Array.from({ length: replicas }, (_, i) => `${name}-${i}`),
+        namespace,
+      });
+      this.tlsSecretName = tls.secretName;
+      this.certificate = tls.certificate;
+    }
 
     // configuration: the cluster's server.cnf (library settings, then the user's) and one file per role
     const config = serverConfig(version, semiSync, props);
@@ -516,6 +557,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
       REPLICAS: `${replicas}`,
       ...(mariadb ? { SEED_PORT: `${SEED_PORT}` } : {}),
       ...(monitoring.enabled ? { EXPORTER_CNF: exporterCnf(socketDir) } : {}),
+      ...(tls ? { TLS_DIR } : {}),
     }).map(([envName, value]) => ({ name: envName, value }));
 
     const mount = (volume: string, mountPath: string, readOnly = false): k8s.VolumeMount => (
@@ -525,6 +567,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     const run = mount('run', socketDir);
     const tmp = mount('tmp', TMP_DIR);
     const scriptsMount = mount('scripts', SCRIPTS_DIR, true);
+    const tlsMounts = tls ? [mount('tls', TLS_DIR, true)] : [];
     const securityContext = CONTAINER_SECURITY;
     const serverResources = kubeResources(props.resources ?? {
       cpu: { request: kplus.Cpu.millis(500) },
@@ -586,18 +629,19 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     const init: k8s.Container = {
       ...container('init', 'replication-init.sh', [
         data, run, tmp, mount('conf', CNF_DIR), mount('config', CONFIG_DIR, true), scriptsMount, mount('credentials', CREDENTIALS_DIR, true),
+        ...tlsMounts,
       ], serverResources),
       env: [...env, ...restoreEnv],
     };
     const server: k8s.Container = {
-      ...container('server', 'replication-server.sh', [data, run, tmp, mount('conf', CNF_DIR, true), scriptsMount], serverResources),
+      ...container('server', 'replication-server.sh', [data, run, tmp, mount('conf', CNF_DIR, true), scriptsMount, ...tlsMounts], serverResources),
       ports: [{ name: 'mysql', containerPort: MYSQL_PORT }],
       // generous: crash recovery, or a MySQL replica restarting on a fresh clone
       startupProbe: probe('replication-alive.sh', 10, 180),
       livenessProbe: probe('replication-alive.sh', 10, 6),
       readinessProbe: probe('replication-ready.sh', 5, 2),
     };
-    const agent = container('agent', 'replication-agent.sh', [data, run, tmp, scriptsMount, mount('credentials', CREDENTIALS_DIR, true)], sidecarResources('128Mi'));
+    const agent = container('agent', 'replication-agent.sh', [data, run, tmp, scriptsMount, mount('credentials', CREDENTIALS_DIR, true), ...tlsMounts], sidecarResources('128Mi'));
     const containers = [server, agent];
     if (mariadb) {
       containers.push({
@@ -658,6 +702,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
                 },
               },
               ...restoreVolumes,
+              ...(tls ? [tls.volume] : []),
             ],
           },
         },
@@ -789,6 +834,7 @@ function serverConfig(version: EngineVersion, semiSync: boolean, props: MySqlRep
       plugin_load_add: ['mysql_clone.so', ...(semiSync ? ['semisync_source.so', 'semisync_replica.so'] : [])].join(';'),
     };
   const user = userOptions(props);
+  const tls = props.tls ? tlsServerOptions(props.requireSecureTransport ?? false) : {};
   if (user.plugin_load_add !== undefined && replication.plugin_load_add !== undefined) {
     user.plugin_load_add = `${replication.plugin_load_add};${user.plugin_load_add}`;
   }
@@ -800,7 +846,7 @@ function serverConfig(version: EngineVersion, semiSync: boolean, props: MySqlRep
     Object.assign(replica, mariadb ? { rpl_semi_sync_slave_enabled: 'ON' } : { loose_rpl_semi_sync_replica_enabled: 'ON' });
   }
   return {
-    'server.cnf': renderCnf({ mysqld: { ...common, ...replication, ...user } }),
+    'server.cnf': renderCnf({ mysqld: { ...common, ...replication, ...tls, ...user } }),
     'primary.cnf': renderCnf({ mysqld: primary }),
     'replica.cnf': renderCnf({ mysqld: replica }),
   };

@@ -5,6 +5,8 @@
 #   DB_ENGINE        mysql | mariadb (picks the client and server program names)
 #   SECRETS_DIR      directory of the mounted credentials Secret (files, one per key)
 #   DB_SOCKET        the server's unix socket
+#   TLS_DIR          (clusters with TLS) the mounted certificate files: ca.crt, and tls.crt and
+#                    tls.key on the servers; TCP connections then use TLS, verified against ca.crt
 set -euo pipefail
 
 SCRIPT_NAME=$(basename "$0")
@@ -53,8 +55,22 @@ cnf_quote() {
   printf '"%s"' "$s"
 }
 
+# The client options (one per line, without the leading --) of a TCP connection to a server of
+# the cluster: none without TLS_DIR; else TLS, with the server's certificate verified against the
+# cluster's CA and its name checked against the host name the client connects to.
+tls_client_options() {
+  [[ -n ${TLS_DIR:-} ]] || return 0
+  [[ -r $TLS_DIR/ca.crt ]] || die "$TLS_DIR/ca.crt is missing or unreadable: the TLS Secret needs the key ca.crt"
+  case "${DB_ENGINE:?DB_ENGINE is not set}" in
+    mariadb) printf '%s\n' "ssl-ca=$TLS_DIR/ca.crt" ssl-verify-server-cert ;;
+    mysql) printf '%s\n' "ssl-ca=$TLS_DIR/ca.crt" ssl-mode=VERIFY_IDENTITY ;;
+    *) die "DB_ENGINE must be mysql or mariadb, not '$DB_ENGINE'" ;;
+  esac
+}
+
 # Writes a client option file (mode 0600) that logs in as USER with the password of a Secret
-# key, so that no password appears on a command line or in the environment.
+# key, so that no password appears on a command line or in the environment. With a HOST, the
+# connection is TCP (with TLS when TLS_DIR is set); without, the socket.
 #   write_client_cnf FILE USER SECRET_KEY [HOST] [PORT]
 write_client_cnf() {
   local file=$1 user=$2 key=$3 host=${4:-} port=${5:-}
@@ -67,6 +83,7 @@ write_client_cnf() {
       printf '[client]\nuser=%s\npassword=%s\n' "$(cnf_quote "$user")" "$(cnf_quote "$password")"
       if [[ -n $host ]]; then
         printf 'host=%s\nport=%s\nprotocol=TCP\n' "$host" "${port:-3306}"
+        tls_client_options
       else
         printf 'socket=%s\n' "${DB_SOCKET:?DB_SOCKET is not set}"
       fi

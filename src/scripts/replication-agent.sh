@@ -6,9 +6,10 @@
 #   - replication from the primary is configured (the copy's position applied at most once) and
 #     both threads run;
 #   - a MySQL replica has super_read_only on.
-# On the primary, with metrics (EXPORTER_CNF set), it creates the exporter's account once the
-# server runs (see exporter-lib.sh); replication carries it to the replicas.
-# Configured only by environment variables: see replication-lib.sh.
+# On the primary it gives the replication account the REQUIRE clause of the cluster's TLS setting
+# and, with metrics (EXPORTER_CNF set), creates the exporter's account once the server runs (see
+# exporter-lib.sh); replication carries both to the replicas. On every pod it reloads a renewed
+# certificate (TLS). Configured only by environment variables: see replication-lib.sh.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=replication-lib.sh
@@ -22,15 +23,20 @@ fi
 readonly PERIOD_SECONDS=5
 
 main() {
-  local ordinal role exporter_ready=1
+  local ordinal role account_done='' exporter_ready=1
   [[ -z ${EXPORTER_CNF:-} ]] || exporter_ready=0
   ordinal=$(pod_ordinal)
   role=$(role_of "$ordinal")
   trap 'log "stopping"; exit 0' TERM INT
   log "watching $(peer_host "$ordinal") ($role)"
   while true; do
-    if [[ $role == replica ]] && server_alive "$(root_cnf)"; then
-      reconcile_replica "$ordinal" || log "not done yet; trying again in ${PERIOD_SECONDS}s"
+    if server_alive "$(root_cnf)"; then
+      if [[ $role == replica ]]; then
+        reconcile_replica "$ordinal" || log "not done yet; trying again in ${PERIOD_SECONDS}s"
+      elif [[ -z $account_done ]] && primary_healthy "$(root_cnf)" >/dev/null; then
+        ensure_replication_account_tls "$(root_cnf)" && account_done=1
+      fi
+      reload_tls_if_changed "$(root_cnf)" || log "reloading the certificate failed; trying again in ${PERIOD_SECONDS}s"
     fi
     if ((!exporter_ready)) && [[ $role == primary ]] && server_alive "$(root_cnf)"; then
       if ensure_exporter_user "$(root_cnf)"; then exporter_ready=1; fi

@@ -13,6 +13,8 @@
 #   MAX_LAG_SECONDS   a replica is healthy while it is at most this many seconds behind
 #   REPLICAS          the number of pods the cluster was synthesized with (where to look for donors)
 #   SEED_PORT         the port on which the donor sidecar sends physical copies (MariaDB)
+#   TLS_DIR           (tls) the server's certificate files: tls.crt, tls.key and ca.crt. Replicas
+#                     and the scripts' TCP connections then use TLS, verified against ca.crt
 #   RESTORE_BACKUP    (restoreFrom) the backup a new cluster starts from; the restore init
 #                     container fetched and checked it into RESTORE_DIR
 # and HOSTNAME, which Kubernetes sets to the pod's name.
@@ -68,6 +70,12 @@ require_env() {
     [[ -n ${!name:-} ]] || missing+=("$name")
   done
   ((${#missing[@]} == 0)) || die "environment variables missing: ${missing[*]} (the construct sets them)"
+}
+
+# The client options of a TCP connection to a peer (TLS when the cluster has it), one per line.
+peer_tcp_options() {
+  local option
+  while IFS= read -r option; do printf -- '--%s\n' "$option"; done < <(tls_client_options)
 }
 
 # --- identity -----------------------------------------------------------------------------------
@@ -311,12 +319,13 @@ local_ready() {
 # than SELF (the nearest lower ordinal first), then the primary, 0. Replicas spare the primary;
 # the primary is the donor of last resort. donor_order SELF
 donor_order() {
-  local self=$1 replicas=${REPLICAS:?REPLICAS is not set} j reason
+  local self=$1 replicas=${REPLICAS:?REPLICAS is not set} j reason tls=()
   local candidates=()
+  mapfile -t tls < <(peer_tcp_options)
   for ((j = self - 1; j >= 1; j--)); do candidates+=("$j"); done
   for ((j = self + 1; j < replicas; j++)); do candidates+=("$j"); done
   for j in "${candidates[@]}"; do
-    if reason=$(replica_healthy "$(replication_cnf)" --host="$(peer_host "$j")" --port="$(peer_port "$j")" --protocol=TCP --connect-timeout=3 2>/dev/null); then
+    if reason=$(replica_healthy "$(replication_cnf)" --host="$(peer_host "$j")" --port="$(peer_port "$j")" --protocol=TCP "${tls[@]}" --connect-timeout=3 2>/dev/null); then
       printf '%s\n' "$j"
     else
       log "$(peer_host "$j") is not a donor: ${reason:-it does not answer}"
@@ -435,6 +444,81 @@ seed_replica() {
   install_seed "$stage" "$donor" "$gtid"
 }
 
+# --- TLS ----------------------------------------------------------------------------------------
+
+# The REQUIRE clause of the replication account: SSL when the cluster has TLS, so that replicas
+# can never log in over plaintext.
+replication_require() {
+  if [[ -n ${TLS_DIR:-} ]]; then printf 'REQUIRE SSL'; else printf 'REQUIRE NONE'; fi
+}
+
+# The TLS clause of CHANGE MASTER TO / CHANGE REPLICATION SOURCE TO: with TLS, the primary's
+# certificate verified against the cluster's CA and its name (the primary's headless name); after
+# TLS was turned off, plaintext again (the CA file is gone).
+replication_tls_clause() {
+  local prefix=SOURCE
+  [[ $DB_ENGINE != mariadb ]] || prefix=MASTER
+  if [[ -n ${TLS_DIR:-} ]]; then
+    printf '%s_SSL = 1, %s_SSL_CA = %s, %s_SSL_VERIFY_SERVER_CERT = 1' "$prefix" "$prefix" "$(sql_quote "$TLS_DIR/ca.crt")" "$prefix"
+  else
+    printf "%s_SSL = 0, %s_SSL_CA = '', %s_SSL_VERIFY_SERVER_CERT = 0" "$prefix" "$prefix" "$prefix"
+  fi
+}
+
+# ", <TLS clause>" for a new replication configuration with TLS; nothing without (server defaults).
+replication_tls_option() {
+  [[ -z ${TLS_DIR:-} ]] || printf ', %s' "$(replication_tls_clause)"
+}
+
+# True when the configured replication (STATUS of replica_status) uses TLS as the cluster wants:
+# TLS verified against the cluster's CA; without TLS, no CA of this library (the server's own
+# defaults are left alone).
+replication_tls_matches() {
+  local allowed verify ca
+  allowed=$(status_field "$1" Source_SSL_Allowed Master_SSL_Allowed)
+  verify=$(status_field "$1" Source_SSL_Verify_Server_Cert Master_SSL_Verify_Server_Cert)
+  ca=$(status_field "$1" Source_SSL_CA_File Master_SSL_CA_File)
+  if [[ -n ${TLS_DIR:-} ]]; then
+    [[ $allowed == Yes && $verify == Yes && $ca == "$TLS_DIR/ca.crt" ]]
+  else
+    [[ $ca != */cdk8s-mysql/tls/ca.crt ]]
+  fi
+}
+
+# Gives the replication account the REQUIRE clause the cluster wants (on the primary; the
+# replicas receive it through replication). Changes nothing when it has it already.
+ensure_replication_account_tls() {
+  local cnf=$1 ssl_type want=''
+  ssl_type=$(run_sql "$cnf" "SELECT ssl_type FROM mysql.user WHERE user = '$REPLICATION_USER' AND host = '%'") || return 1
+  [[ -z ${TLS_DIR:-} ]] || want=ANY
+  if [[ $ssl_type != "$want" ]]; then
+    log "the replication account: $(replication_require)"
+    run_sql "$cnf" "ALTER USER '$REPLICATION_USER'@'%' $(replication_require)"
+  fi
+}
+
+# Reloads the server's certificate when the mounted files changed (a renewed certificate), so
+# that new connections get it without a restart. RUN_DIR remembers the files last loaded.
+reload_tls_if_changed() {
+  [[ -n ${TLS_DIR:-} ]] || return 0
+  local cnf=$1 sum seen
+  sum=$(cat "$TLS_DIR/tls.crt" "$TLS_DIR/tls.key" "$TLS_DIR/ca.crt" | cksum) || return 1
+  seen="${RUN_DIR:?RUN_DIR is not set}/tls-loaded"
+  if [[ ! -f $seen ]]; then
+    # the server loaded these files when it started
+    atomic_write "$seen" "$sum"
+    return 0
+  fi
+  [[ $(<"$seen") != "$sum" ]] || return 0
+  log "the certificate files changed: reloading them"
+  if [[ $DB_ENGINE == mariadb ]]; then
+    run_sql "$cnf" 'FLUSH SSL' || return 1
+  else
+    run_sql "$cnf" 'ALTER INSTANCE RELOAD TLS' || return 1
+  fi
+  atomic_write "$seen" "$sum"
+}
+
 # --- initializing a datadir ---------------------------------------------------------------------
 
 # The SQL that gives a new datadir its accounts: root (socket and network) and the replication
@@ -454,7 +538,7 @@ bootstrap_sql() {
     "ALTER USER 'root'@'localhost' IDENTIFIED BY $root_password;" \
     "CREATE USER 'root'@'%' IDENTIFIED BY $root_password;" \
     "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;" \
-    "CREATE USER '$REPLICATION_USER'@'%' IDENTIFIED BY $replication_password;"
+    "CREATE USER '$REPLICATION_USER'@'%' IDENTIFIED BY $replication_password $(replication_require);"
   if [[ $DB_ENGINE == mariadb ]]; then
     # replicate, and let a new replica check that this server is a healthy donor
     printf '%s\n' "GRANT REPLICATION SLAVE, REPLICA MONITOR ON *.* TO '$REPLICATION_USER'@'%';"
@@ -513,9 +597,10 @@ prepare_primary() {
     log "adopted the existing datadir"
     return 0
   fi
-  local j
+  local j tls=()
+  mapfile -t tls < <(peer_tcp_options)
   for ((j = 1; j < ${REPLICAS:?REPLICAS is not set}; j++)); do
-    if server_alive "$(replication_cnf)" --host="$(peer_host "$j")" --port="$(peer_port "$j")" --protocol=TCP; then
+    if server_alive "$(replication_cnf)" --host="$(peer_host "$j")" --port="$(peer_port "$j")" --protocol=TCP "${tls[@]}"; then
       die "the primary's volume is empty but replica $(peer_host "$j") is running: refusing to start an empty primary in front of replicas that hold data. Restore the primary's volume, or delete the replicas' volumes to start a new cluster"
     fi
   done
@@ -541,7 +626,7 @@ restored_accounts_sql() {
     "ALTER USER 'root'@'%' IDENTIFIED BY $root_password;" \
     "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;" \
     "CREATE USER IF NOT EXISTS '$REPLICATION_USER'@'%' IDENTIFIED BY $replication_password;" \
-    "ALTER USER '$REPLICATION_USER'@'%' IDENTIFIED BY $replication_password;"
+    "ALTER USER '$REPLICATION_USER'@'%' IDENTIFIED BY $replication_password $(replication_require);"
   if [[ $DB_ENGINE == mariadb ]]; then
     printf '%s\n' "GRANT REPLICATION SLAVE, REPLICA MONITOR ON *.* TO '$REPLICATION_USER'@'%';"
   else
@@ -655,8 +740,17 @@ clone_from_donor() {
     host=$(peer_host "$ordinal")
     port=$(peer_port "$ordinal")
     log "cloning $host:$port"
-    statement="SET GLOBAL clone_valid_donor_list = $(sql_quote "$host:$port");
+    statement="SET GLOBAL clone_valid_donor_list = $(sql_quote "$host:$port");"
+    if [[ -n ${TLS_DIR:-} ]]; then
+      # the clone connection: TLS with the cluster's CA, as the replication account requires
+      statement+="
+SET GLOBAL clone_ssl_ca = $(sql_quote "$TLS_DIR/ca.crt");
+SET GLOBAL clone_ssl_cert = $(sql_quote "$TLS_DIR/tls.crt");
+SET GLOBAL clone_ssl_key = $(sql_quote "$TLS_DIR/tls.key");"
+    fi
+    statement+="
 CLONE INSTANCE FROM '$REPLICATION_USER'@$(sql_quote "$host"):$port IDENTIFIED BY $password"
+    [[ -z ${TLS_DIR:-} ]] || statement+=" REQUIRE SSL"
     if out=$(run_sql "$(root_cnf)" "$statement" 2>&1); then
       log "the clone of $host is complete"
       return 0
@@ -693,6 +787,17 @@ configure_replication() {
   port=$(peer_port 0)
   status=$(replica_status "$cnf")
   host=$(status_field "$status" Source_Host Master_Host)
+  if [[ -n $status && $host == "$primary" ]] && ! replication_tls_matches "$status"; then
+    # TLS was turned on or off: only the connection's TLS settings change, the position stays
+    log "replication from $primary: changing its TLS settings to $(replication_tls_clause)"
+    run_sql "$cnf" 'STOP REPLICA'
+    if [[ $DB_ENGINE == mariadb ]]; then
+      run_sql "$cnf" "CHANGE MASTER TO $(replication_tls_clause)"
+    else
+      run_sql "$cnf" "CHANGE REPLICATION SOURCE TO $(replication_tls_clause)"
+    fi
+    status=$(replica_status "$cnf")
+  fi
   if [[ -n $status && $host == "$primary" ]]; then
     io=$(status_field "$status" Replica_IO_Running Slave_IO_Running)
     sql_thread=$(status_field "$status" Replica_SQL_Running Slave_SQL_Running)
@@ -721,9 +826,9 @@ configure_replication() {
       log "starting from the copy's GTID position '$gtid'"
       run_sql "$cnf" "SET GLOBAL gtid_slave_pos = $(sql_quote "$gtid")"
     fi
-    run_sql "$cnf" "CHANGE MASTER TO MASTER_HOST = $(sql_quote "$primary"), MASTER_PORT = $port, MASTER_USER = '$REPLICATION_USER', MASTER_PASSWORD = $password, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 10"
+    run_sql "$cnf" "CHANGE MASTER TO MASTER_HOST = $(sql_quote "$primary"), MASTER_PORT = $port, MASTER_USER = '$REPLICATION_USER', MASTER_PASSWORD = $password, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 10$(replication_tls_option)"
   else
-    run_sql "$cnf" "CHANGE REPLICATION SOURCE TO SOURCE_HOST = $(sql_quote "$primary"), SOURCE_PORT = $port, SOURCE_USER = '$REPLICATION_USER', SOURCE_PASSWORD = $password, SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1, SOURCE_CONNECT_RETRY = 10"
+    run_sql "$cnf" "CHANGE REPLICATION SOURCE TO SOURCE_HOST = $(sql_quote "$primary"), SOURCE_PORT = $port, SOURCE_USER = '$REPLICATION_USER', SOURCE_PASSWORD = $password, SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1, SOURCE_CONNECT_RETRY = 10$(replication_tls_option)"
   fi
   log "replicating from $primary"
   run_sql "$cnf" 'START REPLICA'
