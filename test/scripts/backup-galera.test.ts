@@ -235,6 +235,31 @@ describe('backups of a Galera node (single-node cluster)', () => {
     await waitFor('synced', () => state() === '0 4 1', 10_000);
   });
 
+  test('the readiness probe: a node that a backup desynchronized stays ready while it keeps up (it still takes writes)', async () => {
+    const stateDir = path.join(dir, 'probe-state');
+    fs.mkdirSync(stateDir, { recursive: true });
+    fs.copyFileSync(rootCnf, path.join(stateDir, 'client.cnf'));
+    const probe = () => host.run(['/bin/bash', path.join(SCRIPTS, 'galera-probe.sh'), 'readiness'],
+      { DB_ENGINE: 'mariadb', STATE_DIR: stateDir, READY_WHEN_DONOR: 'false', PATH: host.bin });
+    expect(state()).toEqual('0 4 1');
+    expect((await probe()).code).toBe(0);
+    sql('SET GLOBAL wsrep_desync = ON');
+    try {
+      expect(state()).toEqual('1 2 1');
+      // a single node never lags behind itself: it stays in the client Service
+      const desynced = await probe();
+      expect(desynced.stderr).toEqual('');
+      expect(desynced.code).toBe(0);
+      sql('INSERT INTO app.t VALUES (-2, "while desynced")');
+    } finally {
+      sql('SET GLOBAL wsrep_desync = OFF');
+    }
+    const noServer = await host.run(['/bin/bash', path.join(SCRIPTS, 'galera-probe.sh'), 'readiness'],
+      { DB_ENGINE: 'mariadb', STATE_DIR: path.join(dir, 'no-such-state'), PATH: host.bin });
+    expect(noServer.code).not.toBe(0);
+    expect(noServer.stderr).toMatch(/no server yet/);
+  });
+
   test('a logical backup desynchronizes and read-locks the node for its duration, resyncs a stale desync first, and resumes it', async () => {
     sql('SET GLOBAL wsrep_desync = ON'); // left behind by a backup that died
     const { result: run, seen } = await watch(() => logical.run());
