@@ -134,7 +134,7 @@ build_copy() {
   scratch_stop
   trap - EXIT
   if [[ -n $position ]]; then
-    atomic_write "$STAGE/grastate.dat" "$(printf '# GALERA saved state\nversion: 2.1\nuuid:    %s\nseqno:   %s\nsafe_to_bootstrap: 1\n' "${position%%:*}" "${position#*:}")"
+    atomic_write "$STAGE/grastate.dat" "$(printf '# GALERA saved state\nversion: 2.1\nuuid:    %s\nseqno:   %s\nsafe_to_bootstrap: 1\n' "${position%%:*}" "${position#*:}")"$'\n'
   fi
   atomic_write "$RESTORE_DIR/position" "$position"
 }
