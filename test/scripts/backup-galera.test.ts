@@ -209,9 +209,23 @@ describe('backups of a Galera node (single-node cluster)', () => {
     fs.writeFileSync(path.join(newSecrets, 'sst-password'), 'new sst pw');
     // the environment the construct gives the restore init containers (paths of this host)
     const env = {
-      DB_ENGINE: 'mariadb', DATADIR: datadir, DATA_ROOT: datadir, STATE_DIR: path.join(node, 'run'), RUN_DIR: path.join(node, 'run'),
-      TMPDIR: path.join(node, 'tmp'), POD_NAME: 'r-0', HOSTNAME: 'r-0', PEERS: 'r-0.r', STATUS_PORT: '4569', SECRETS_DIR: newSecrets,
-      SST_USER: 'sst', RESTORE_DIR: restoreDir, BACKUP: 'latest', TARGET_KIND: 'pvc', TARGET_DIR: path.join(target, 'g'), PATH: host.bin,
+      DB_ENGINE: 'mariadb',
+      DATADIR: datadir,
+      DATA_ROOT: datadir,
+      STATE_DIR: path.join(node, 'run'),
+      RUN_DIR: path.join(node, 'run'),
+      TMPDIR: path.join(node, 'tmp'),
+      POD_NAME: 'r-0',
+      HOSTNAME: 'r-0',
+      PEERS: 'r-0.r',
+      STATUS_PORT: '4569',
+      SECRETS_DIR: newSecrets,
+      SST_USER: 'sst',
+      RESTORE_DIR: restoreDir,
+      BACKUP: 'latest',
+      TARGET_KIND: 'pvc',
+      TARGET_DIR: path.join(target, 'g'),
+      PATH: host.bin,
     };
     const fetch = await host.run(['/bin/bash', path.join(SCRIPTS, 'restore-fetch.sh')], env);
     expect(fetch.stderr).toMatch(new RegExp(`backup ${name} is ready to restore \\(physical\\)`));
