@@ -2,6 +2,7 @@ import { ApiObject, Chart, Duration, JsonPatch, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
+import { checkBackupName } from './_backup';
 import { CnfValue, CONTAINER_SECURITY, kubeResources, POD_SECURITY, recommendedLabels, renderCnf, resourceName, sizeQuantity, validateImage, validateStatefulSetName } from './_common';
 import * as guard from './_guardrails';
 import {
@@ -12,6 +13,8 @@ import { placement } from './_scheduling';
 import { contentHash, readScripts } from './_scripts';
 import { BoundServerTls, galeraTlsProviderOptions, galeraTlsSstOptions, TLS_DIR, TLS_RESERVED_OPTIONS, tlsServerOptions, validateSecureTransport } from './_tls';
 import { AllowedClients } from './allowed-clients';
+import { BackupSchedule, BackupScheduleOptions } from './backup-schedule';
+import { ClusterTopology, IDatabaseCluster, PhysicalBackupStream, RestoreFromBackup } from './database-cluster';
 import { EngineVersion } from './engine-version';
 import { PodAntiAffinity } from './pod-anti-affinity';
 import { ServerTls } from './server-tls';
@@ -215,8 +218,10 @@ export interface GaleraClusterProps {
   readonly metricsFrom?: AllowedClients[];
 
   /**
-   * Keep a node ready (in the client Service) while it is a state-transfer donor or desynced.
-   * A `mariabackup` donor serves current data; an `rsync` donor does not accept writes.
+   * Keep a node ready (in the client Service) while it is a state-transfer donor. A
+   * `mariabackup` donor serves current data; an `rsync` donor does not accept writes. (A node
+   * that a backup desynchronized stays ready anyway while it keeps up: while no more write sets
+   * wait to be applied on it than flow control allows, `gcs.fc_limit`.)
    *
    * @default false
    */
@@ -308,6 +313,21 @@ export interface GaleraClusterProps {
    * @default false
    */
   readonly requireSecureTransport?: boolean;
+
+  /**
+   * Start a new cluster from a backup of a `BackupSchedule` (physical or logical). Ordinal 0
+   * alone restores it, and only onto an empty volume while every peer answers and none holds
+   * data: an init container fetches the backup and checks its checksum, then the copy is
+   * prepared (or a new data directory is loaded with the dump), given the passwords of
+   * `credentials`, and its tables must match the backup's manifest. A physical backup keeps the
+   * backup's Galera position (its `grastate.dat` says uuid:seqno of the copy, safe to
+   * bootstrap), so that ordinal 0 bootstraps the cluster from it; the other nodes join by SST.
+   * It has no effect once the node has data (a marker file records the restore); remove it
+   * once the cluster runs.
+   *
+   * @default - a new, empty cluster
+   */
+  readonly restoreFrom?: RestoreFromBackup;
 }
 
 /** Paths inside the pods (the same layout as the other clusters of this library). */
@@ -324,11 +344,19 @@ const IST_PORT = 4568;
 const SST_PORT = 4444;
 /** Where every pod publishes its state to its peers (see galera-start.sh). */
 const STATUS_PORT = 4569;
+/** Where the backup sidecar serves physical copies (the port of the replication donors). */
+const STREAM_PORT = 3307;
+/** Where a restoring ordinal 0 fetches its backup: on its volume, removed once restored. */
+const RESTORE_DIR = `${DATA_DIR}/.cdk8s-mysql-restore`;
 /** uid and gid of the `mysql` user of the official images. */
 const SST_USER = 'sst';
 const GALERA_PROVIDER = '/usr/lib/galera/libgalera_smm.so';
 
 const SCRIPTS = ['lib.sh', 'galera-lib.sh', 'galera-start.sh', 'galera-status.sh', 'galera-probe.sh'];
+/** The scripts of the backup sidecar, shipped once a physical backup needs it. */
+const SIDECAR_SCRIPTS = ['backup-lib.sh', 'backup-galera-donor.sh', 'backup-galera-send.sh'];
+/** The scripts of the restoring init containers (restoreFrom). */
+const RESTORE_SCRIPTS = ['backup-lib.sh', 'restore-fetch.sh', 'galera-restore.sh'];
 
 /** Options the construct sets itself, with the way to get what the user wanted instead. */
 const RESERVED_OPTIONS: Record<string, string> = {
@@ -380,6 +408,9 @@ const RESERVED_OPTIONS: Record<string, string> = {
  *
  * The passwords come from a Secret (see `credentials`).
  *
+ * Backups: `addBackupSchedule()` (a physical schedule adds a `backup` sidecar that streams a
+ * desynchronized node's copy); a new cluster starts from a backup with `restoreFrom`.
+ *
  * Recovery needs no human step. A node that crashed rejoins by IST. When every node is down
  * (kill -9 of all, or all pods deleted), the pods restart together: either Galera re-forms the
  * last Primary Component by itself (all of its members back, pc.recovery), or every pod publishes
@@ -390,7 +421,7 @@ const RESERVED_OPTIONS: Record<string, string> = {
  * recovery until it is back. Nothing is bootstrapped while any node runs in a Primary Component.
  * A node cut off from the others stops being ready and rejoins when the network heals.
  */
-export class GaleraCluster extends Construct {
+export class GaleraCluster extends Construct implements IDatabaseCluster {
   /** The key of the root password in the credentials Secret. */
   public static readonly ROOT_PASSWORD_KEY = 'root-password';
   /** The key of the SST account's password in the credentials Secret. */
@@ -442,6 +473,15 @@ export class GaleraCluster extends Construct {
   public readonly tlsSecretName?: string;
   /** The cert-manager Certificate, when `tls` is `ServerTls.certManager(…)`. */
   public readonly certificate?: ApiObject;
+  /** Where backups are restored: the client Service (the same as `host`). */
+  public readonly writeHost: string;
+  /** Always `ClusterTopology.GALERA`. */
+  public readonly topology: ClusterTopology = ClusterTopology.GALERA;
+  /** The members backups are taken from, most preferred first: every node, highest ordinal first. */
+  public readonly backupMembers: string[];
+
+  private readonly enableBackupSidecar: () => void;
+  private backupSidecar = false;
 
   public constructor(scope: Construct, id: string, props: GaleraClusterProps = {}) {
     super(scope, id);
@@ -493,6 +533,8 @@ export class GaleraCluster extends Construct {
     this.port = MYSQL_PORT;
     const namespace = Chart.of(this).namespace;
     this.host = namespace ? `${name}-client.${namespace}.svc.cluster.local` : `${name}-client`;
+    this.writeHost = this.host;
+    this.backupMembers = Array.from({ length: replicas }, (_, i) => `${name}-${replicas - 1 - i}.${name}`);
 
     const labels = recommendedLabels('mariadb', name, 'database');
     const selector = { 'app.kubernetes.io/name': labels['app.kubernetes.io/name'], 'app.kubernetes.io/instance': name };
@@ -517,7 +559,7 @@ export class GaleraCluster extends Construct {
       'galera.cnf': galeraCnf(clusterName, peers, sstMethod, props.serverOptions ?? {}, tls ? props.requireSecureTransport ?? false : undefined),
     };
     this.configMap = new kplus.ConfigMap(this, 'Config', { metadata: { name: `${name}-config`, labels }, data: config });
-    const scripts = readScripts(monitoring.enabled ? [...SCRIPTS, ...EXPORTER_SCRIPTS] : SCRIPTS);
+    const scripts = readScripts([...SCRIPTS, ...(monitoring.enabled ? EXPORTER_SCRIPTS : []), ...(props.restoreFrom ? RESTORE_SCRIPTS : [])]);
     this.scriptsConfigMap = new kplus.ConfigMap(this, 'Scripts', { metadata: { name: `${name}-scripts`, labels }, data: scripts });
 
     // Services
@@ -569,6 +611,10 @@ export class GaleraCluster extends Construct {
       timeoutSeconds: 5,
       failureThreshold,
     });
+    const sidecarResources = (memoryLimit: string): k8s.ResourceRequirements => ({
+      requests: { cpu: k8s.Quantity.fromString('10m'), memory: k8s.Quantity.fromString('64Mi') },
+      limits: { memory: k8s.Quantity.fromString(memoryLimit) },
+    });
     const container: k8s.Container = {
       name: 'mariadb',
       image,
@@ -608,6 +654,44 @@ export class GaleraCluster extends Construct {
       })
       : undefined;
 
+    // restoreFrom: ordinal 0's first start fetches and checks the backup, then builds its datadir
+    const restoreContainers: k8s.Container[] = [];
+    const restoreVolumes: k8s.Volume[] = [];
+    if (props.restoreFrom) {
+      if (!props.restoreFrom.target) {
+        throw new Error('restoreFrom needs a target: pass the BackupTarget the backups were written to, e.g. restoreFrom: { target, backup: \'latest\' }');
+      }
+      const backup = props.restoreFrom.backup ?? 'latest';
+      checkBackupName('restoreFrom.backup', backup);
+      const target = props.restoreFrom.target._bind(name);
+      const restoreEnv: k8s.EnvVar[] = [
+        ...env,
+        ...Object.entries({ DATA_ROOT: DATA_DIR, RESTORE_DIR, RUN_DIR, BACKUP: backup, ...target.env })
+          .map(([envName, value]) => ({ name: envName, value })),
+      ];
+      const restoreMounts = [
+        mount('data', DATA_DIR), mount('run', RUN_DIR), mount('tmp', TMP_DIR), mount('scripts', SCRIPTS_DIR, true),
+      ];
+      const restoreContainer = (containerName: string, script: string, mounts: k8s.VolumeMount[]): k8s.Container => ({
+        name: containerName,
+        image,
+        imagePullPolicy: 'IfNotPresent',
+        command: ['bash', `${SCRIPTS_DIR}/${script}`],
+        env: restoreEnv,
+        securityContext: CONTAINER_SECURITY,
+        // preparing a copy and checksumming it with a throwaway server: the server's resources
+        resources: container.resources,
+        volumeMounts: mounts,
+      });
+      restoreContainers.push(
+        ...target.initContainers(CONTAINER_SECURITY, sidecarResources('128Mi')),
+        restoreContainer('restore', 'restore-fetch.sh', [...restoreMounts, ...target.mounts]),
+        restoreContainer('restore-datadir', 'galera-restore.sh', [...restoreMounts, mount('credentials', CREDENTIALS_DIR, true)]),
+      );
+      restoreVolumes.push(...target.volumes);
+    }
+
+
     this.statefulSet = new k8s.KubeStatefulSet(this, 'Resource', {
       metadata: { name, labels },
       spec: {
@@ -632,7 +716,7 @@ export class GaleraCluster extends Construct {
             enableServiceLinks: false,
             terminationGracePeriodSeconds: 120,
             ...placement(memberLabels, props.podAntiAffinity, props.spreadAcrossZones),
-            ...(exporter ? { initContainers: [exporter.init] } : {}),
+            ...(restoreContainers.length > 0 || exporter ? { initContainers: [...restoreContainers, ...(exporter ? [exporter.init] : [])] } : {}),
             containers: exporter ? [container, exporter.sidecar] : [container],
             volumes: [
               { name: 'run', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('16Mi') } },
@@ -649,6 +733,7 @@ export class GaleraCluster extends Construct {
                 },
               },
               ...(tls ? [tls.volume] : []),
+              ...restoreVolumes,
             ],
           },
         },
@@ -694,6 +779,65 @@ export class GaleraCluster extends Construct {
     } else if (props.allowedClients !== undefined || props.metricsFrom !== undefined) {
       throw new Error('allowedClients and metricsFrom configure the NetworkPolicy, but networkPolicy is false: remove them, or turn networkPolicy on');
     }
+
+    // physical backups: a sidecar that serves a desynchronized copy of its node (added on demand)
+    this.enableBackupSidecar = () => {
+      const sidecarScripts = readScripts(SIDECAR_SCRIPTS);
+      for (const [file, text] of Object.entries(sidecarScripts)) {
+        if (scripts[file] === undefined) this.scriptsConfigMap.addData(file, text);
+      }
+      const sidecar: k8s.Container = {
+        name: 'backup',
+        image,
+        imagePullPolicy: 'IfNotPresent',
+        command: ['bash', `${SCRIPTS_DIR}/backup-galera-donor.sh`],
+        env: Object.entries({
+          DB_ENGINE: 'mariadb',
+          DB_SOCKET: `${RUN_DIR}/mysqld.sock`,
+          // the option file galera-start.sh writes: the datadir and InnoDB settings for mariadb-backup
+          DB_CNF: `${RUN_DIR}/my.cnf`,
+          SECRETS_DIR: CREDENTIALS_DIR,
+          TMPDIR: TMP_DIR,
+          STREAM_PORT: `${STREAM_PORT}`,
+        }).map(([envName, value]) => ({ name: envName, value })),
+        ports: [{ name: 'backup', containerPort: STREAM_PORT }],
+        securityContext: CONTAINER_SECURITY,
+        resources: sidecarResources('512Mi'),
+        volumeMounts: [
+          mount('data', DATA_DIR),
+          mount('run', RUN_DIR),
+          mount('tmp', TMP_DIR),
+          // my.cnf includes galera.cnf
+          mount('config', CONFIG_DIR, true),
+          mount('scripts', SCRIPTS_DIR, true),
+          mount('credentials', CREDENTIALS_DIR, true),
+        ],
+      };
+      // the L1 object renders its props again after applying patches: the patch carries props
+      this.statefulSet.addJsonPatch(JsonPatch.add('/spec/template/spec/containers/-', sidecar));
+      this.statefulSet.addJsonPatch(JsonPatch.replace('/spec/template/metadata/annotations/cdk8s-mysql~1config-hash',
+        contentHash({ ...prefixKeys('config/', config), ...prefixKeys('scripts/', { ...scripts, ...sidecarScripts }) })));
+      this.headlessService.bind(STREAM_PORT, { name: 'backup', targetPort: STREAM_PORT });
+    };
+  }
+
+  /**
+   * Where the nodes serve physical copies (port 3307): adds the `backup` sidecar, which desyncs
+   * its node while it streams a `mariadb-backup` copy, to every pod.
+   */
+  public physicalBackupStream(): PhysicalBackupStream {
+    if (!this.backupSidecar) {
+      this.backupSidecar = true;
+      this.enableBackupSidecar();
+    }
+    return { port: STREAM_PORT, toolsImage: this.image };
+  }
+
+  /**
+   * Schedules backups of this cluster.
+   */
+  public addBackupSchedule(id: string, options: BackupScheduleOptions): BackupSchedule {
+    return new BackupSchedule(this, id, { ...options, cluster: this });
   }
 }
 

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ApiObject, Chart, Duration, JsonPatch, Size, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
-import { EngineVersion, GaleraCluster, GaleraClusterProps, SstMethod } from '../src';
+import { BackupMethod, BackupTarget, ClusterTopology, EngineVersion, GaleraCluster, GaleraClusterProps, SstMethod } from '../src';
 import { Manifest, one, synth } from './util';
 
 const SCRIPTS_DIR = path.join(__dirname, '..', 'src', 'scripts');
@@ -409,11 +409,144 @@ describe('GaleraCluster', () => {
     test('ships every Galera script of src/scripts byte for byte, and lib.sh that they source', () => {
       const { manifests } = cluster();
       const data = one(manifests, 'ConfigMap', 'db-scripts').data;
-      const expected = fs.readdirSync(SCRIPTS_DIR).filter((f) => f === 'lib.sh' || f.startsWith('galera-')).sort();
+      // galera-restore.sh only ships with restoreFrom
+      const expected = fs.readdirSync(SCRIPTS_DIR).filter((f) => f === 'lib.sh' || (f.startsWith('galera-') && f !== 'galera-restore.sh')).sort();
       expect(Object.keys(data).sort()).toEqual(expected);
       for (const file of expected) {
         expect(data[file]).toEqual(fs.readFileSync(path.join(SCRIPTS_DIR, file), 'utf8'));
       }
+    });
+  });
+
+  describe('backups (IDatabaseCluster)', () => {
+    function claim(chart: Chart) {
+      return BackupTarget.persistentVolumeClaim(kplus.PersistentVolumeClaim.fromClaimName(chart, 'Claim', 'backups'));
+    }
+
+    test('writes go to the client Service; backups come from every node, highest ordinal first', () => {
+      const chart = Testing.chart();
+      const db = new GaleraCluster(chart, 'db', { name: 'db', replicas: 5 });
+      expect(db.writeHost).toEqual('db-client');
+      expect(db.topology).toEqual(ClusterTopology.GALERA);
+      expect(db.backupMembers).toEqual(['db-4.db', 'db-3.db', 'db-2.db', 'db-1.db', 'db-0.db']);
+    });
+
+    test('a cluster without a physical schedule has no backup sidecar and no stream port', () => {
+      const chart = Testing.chart();
+      const db = new GaleraCluster(chart, 'db', { name: 'db' });
+      db.addBackupSchedule('Dump', { target: claim(chart), method: BackupMethod.LOGICAL });
+      const manifests = synth(chart);
+      expect(podSpec(manifests).containers.map((c: any) => c.name)).toEqual(['mariadb']);
+      expect(one(manifests, 'Service', 'db').spec.ports.map((p: any) => p.name)).not.toContain('backup');
+      expect(one(manifests, 'CronJob', 'db-dump').spec.jobTemplate.spec.template.spec.initContainers.find((c: any) => c.name === 'backup').image).toEqual('mariadb:11.4');
+    });
+
+    test('a physical schedule adds the backup sidecar: the donor script on port 3307, as the mysql user, with explicit resources', () => {
+      const chart = Testing.chart();
+      const db = new GaleraCluster(chart, 'db', { name: 'db' });
+      const schedule = db.addBackupSchedule('Nightly', { target: claim(chart) });
+      expect(schedule.method).toEqual(BackupMethod.PHYSICAL);
+      expect(db.physicalBackupStream()).toEqual({ port: 3307, toolsImage: 'mariadb:11.4' });
+      const manifests = synth(chart);
+      const containers = podSpec(manifests).containers;
+      expect(containers.map((c: any) => c.name)).toEqual(['mariadb', 'backup']);
+      const sidecar = containers[1];
+      expect(sidecar.image).toEqual('mariadb:11.4');
+      expect(sidecar.command).toEqual(['bash', '/etc/cdk8s-mysql/scripts/backup-galera-donor.sh']);
+      expect(Object.fromEntries(sidecar.env.map((e: any) => [e.name, e.value]))).toEqual({
+        DB_ENGINE: 'mariadb',
+        DB_SOCKET: '/run/mysqld/mysqld.sock',
+        DB_CNF: '/run/mysqld/my.cnf',
+        SECRETS_DIR: '/etc/cdk8s-mysql/credentials',
+        TMPDIR: '/tmp',
+        STREAM_PORT: '3307',
+      });
+      expect(sidecar.ports).toEqual([{ name: 'backup', containerPort: 3307 }]);
+      expect(sidecar.securityContext).toEqual(containers[0].securityContext);
+      expect(sidecar.securityContext).toMatchObject({ runAsUser: 999, runAsNonRoot: true, readOnlyRootFilesystem: true });
+      expect(sidecar.resources).toEqual({ requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '512Mi' } });
+      expect(sidecar.volumeMounts).toEqual([
+        { name: 'data', mountPath: '/var/lib/mysql' },
+        { name: 'run', mountPath: '/run/mysqld' },
+        { name: 'tmp', mountPath: '/tmp' },
+        { name: 'config', mountPath: '/etc/cdk8s-mysql/config', readOnly: true },
+        { name: 'scripts', mountPath: '/etc/cdk8s-mysql/scripts', readOnly: true },
+        { name: 'credentials', mountPath: '/etc/cdk8s-mysql/credentials', readOnly: true },
+      ]);
+      expect(one(manifests, 'Service', 'db').spec.ports).toContainEqual({ name: 'backup', port: 3307, targetPort: 3307 });
+      const data = one(manifests, 'ConfigMap', 'db-scripts').data;
+      for (const file of ['backup-lib.sh', 'backup-galera-donor.sh', 'backup-galera-send.sh']) {
+        expect(data[file]).toEqual(fs.readFileSync(path.join(SCRIPTS_DIR, file), 'utf8'));
+      }
+      const job = one(manifests, 'CronJob', 'db-nightly').spec.jobTemplate.spec.template.spec;
+      expect(Object.fromEntries(job.initContainers[0].env.map((e: any) => [e.name, e.value]))).toMatchObject({
+        TOPOLOGY: 'galera', MEMBERS: 'db-2.db db-1.db db-0.db', WRITE_HOST: 'db-client', STREAM_PORT: '3307', METHOD: 'physical',
+      });
+    });
+
+    test('two physical schedules add one sidecar, and the sidecar rolls the pods', () => {
+      const hash = (chart: Chart) => one(synth(chart), 'StatefulSet').spec.template.metadata.annotations['cdk8s-mysql/config-hash'];
+      const plain = Testing.chart();
+      new GaleraCluster(plain, 'db', { name: 'db' });
+      const chart = Testing.chart();
+      const db = new GaleraCluster(chart, 'db', { name: 'db' });
+      db.addBackupSchedule('A', { target: claim(chart) });
+      db.addBackupSchedule('B', { target: BackupTarget.persistentVolumeClaim(kplus.PersistentVolumeClaim.fromClaimName(chart, 'Other', 'other')) });
+      expect(podSpec(synth(chart)).containers.map((c: any) => c.name)).toEqual(['mariadb', 'backup']);
+      expect(hash(chart)).not.toEqual(hash(plain));
+    });
+  });
+
+  describe('restoreFrom', () => {
+    function restoring(backup?: string) {
+      const chart = Testing.chart();
+      const target = BackupTarget.persistentVolumeClaim(kplus.PersistentVolumeClaim.fromClaimName(chart, 'Claim', 'backups'), { path: 'old' });
+      return cluster({ restoreFrom: { target, ...(backup ? { backup } : {}) } }, chart);
+    }
+
+    test('fetches the backup, then builds ordinal 0\'s datadir from it, before the server starts', () => {
+      const { manifests } = restoring('20250101T010100Z-physical');
+      const spec = podSpec(manifests);
+      expect(spec.initContainers.map((c: any) => [c.name, c.command[1]])).toEqual([
+        ['restore', '/etc/cdk8s-mysql/scripts/restore-fetch.sh'],
+        ['restore-datadir', '/etc/cdk8s-mysql/scripts/galera-restore.sh'],
+      ]);
+      const fetchEnv = Object.fromEntries(spec.initContainers[0].env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]));
+      expect(fetchEnv).toMatchObject({
+        BACKUP: '20250101T010100Z-physical',
+        DATA_ROOT: '/var/lib/mysql',
+        RESTORE_DIR: '/var/lib/mysql/.cdk8s-mysql-restore',
+        RUN_DIR: '/run/mysqld',
+        TARGET_KIND: 'pvc',
+        TARGET_DIR: '/var/backups/cdk8s-mysql/old',
+      });
+      expect(spec.initContainers[0].volumeMounts).toContainEqual({ name: 'backup-target', mountPath: '/var/backups/cdk8s-mysql' });
+      // only the datadir builder reads the passwords
+      expect(spec.initContainers[0].volumeMounts.map((m: any) => m.name)).not.toContain('credentials');
+      expect(spec.initContainers[1].volumeMounts).toContainEqual({ name: 'credentials', mountPath: '/etc/cdk8s-mysql/credentials', readOnly: true });
+      for (const c of spec.initContainers) {
+        expect(c.image).toEqual('mariadb:11.4');
+        expect(c.securityContext).toEqual(spec.containers[0].securityContext);
+        expect(c.resources).toEqual(spec.containers[0].resources);
+      }
+      expect(spec.volumes).toContainEqual({ name: 'backup-target', persistentVolumeClaim: { claimName: 'backups' } });
+      const data = one(manifests, 'ConfigMap', 'db-scripts').data;
+      for (const file of ['backup-lib.sh', 'restore-fetch.sh', 'galera-restore.sh']) {
+        expect(data[file]).toEqual(fs.readFileSync(path.join(SCRIPTS_DIR, file), 'utf8'));
+      }
+    });
+
+    test('restores the latest backup by default', () => {
+      const spec = podSpec(restoring().manifests);
+      expect(spec.initContainers[0].env).toContainEqual({ name: 'BACKUP', value: 'latest' });
+    });
+
+    test('fails if the backup is not a backup name', () => {
+      expect(() => restoring('yesterday')).toThrow("restoreFrom.backup 'yesterday' is not a backup name: give 'latest' or the name of a backup directory, e.g. '20250101T010100Z-physical'");
+    });
+
+    test('fails without a target', () => {
+      expect(() => cluster({ restoreFrom: {} as any })).toThrow(/restoreFrom needs a target: pass the BackupTarget the backups were written to/);
     });
   });
 });

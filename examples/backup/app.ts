@@ -1,18 +1,24 @@
 import { App, Chart, Cron, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
-import { BackupMethod, BackupTarget, EngineVersion, MySqlReplicationCluster } from '../../src';
+import { BackupMethod, BackupTarget, EngineVersion, GaleraCluster, MySqlReplicationCluster } from '../../src';
 
 /**
  * Scheduled backups of a MariaDB 11.4 replication cluster:
  * - physical backups twice a day (01:01 and 13:01 Shanghai time) to an NFS/CephFS claim, the
  *   last 14 kept and everything younger than 7 days, with a weekly restore drill;
- * - a nightly logical dump to S3-compatible storage (MinIO), kept for 30 days.
- * A second chart, `orders-restored`, shows a new cluster started from the newest backup.
+ * - a nightly logical dump to S3-compatible storage (MinIO), kept for 30 days;
+ * - nightly physical backups of a 3-node Galera cluster to the same claim, each streamed from a
+ *   node desynchronized for the duration (the `inventory/` directory of the claim).
+ * Two more charts, `orders-restored` and `inventory-restored`, show new clusters started from
+ * the newest backups.
  *
  * Before `kubectl apply`, create the claim (ReadWriteMany) and the Secrets:
  *   kubectl create secret generic orders-credentials \
  *     --from-literal=root-password="$(openssl rand -base64 24)" \
  *     --from-literal=replication-password="$(openssl rand -base64 24)"
+ *   kubectl create secret generic inventory-credentials \
+ *     --from-literal=root-password="$(openssl rand -base64 24)" \
+ *     --from-literal=sst-password="$(openssl rand -base64 24)"
  *   kubectl create secret generic orders-s3 \
  *     --from-literal=access-key-id=… --from-literal=secret-access-key=…
  */
@@ -49,6 +55,15 @@ export function buildApp(app: App): void {
     keepFor: Duration.days(30),
   });
 
+  // Galera: the physical schedule adds a `backup` sidecar to every node
+  const inventory = new GaleraCluster(chart, 'Inventory', { name: 'inventory', storage: Size.gibibytes(20) });
+  inventory.addBackupSchedule('Nightly', {
+    target: BackupTarget.persistentVolumeClaim(claim),
+    times: '00:45',
+    keepLast: 7,
+    restoreDrill: {},
+  });
+
   // a NEW cluster from the newest backup of `orders` (its directory on the claim); remove
   // restoreFrom once it runs
   const restored = new Chart(app, 'orders-restored');
@@ -60,6 +75,19 @@ export function buildApp(app: App): void {
     credentials: kplus.Secret.fromSecretName(restored, 'Credentials', 'orders-credentials'),
     restoreFrom: {
       target: BackupTarget.persistentVolumeClaim(kplus.PersistentVolumeClaim.fromClaimName(restored, 'BackupClaim', 'db-backups'), { path: 'orders' }),
+      backup: 'latest',
+    },
+  });
+
+  // a NEW Galera cluster from a backup of `inventory`: ordinal 0 restores it and bootstraps the
+  // cluster at the backup's position; the other nodes join by SST
+  const inventoryRestored = new Chart(app, 'inventory-restored');
+  new GaleraCluster(inventoryRestored, 'Inventory', {
+    name: 'inventory-restored',
+    storage: Size.gibibytes(20),
+    credentials: kplus.Secret.fromSecretName(inventoryRestored, 'Credentials', 'inventory-credentials'),
+    restoreFrom: {
+      target: BackupTarget.persistentVolumeClaim(kplus.PersistentVolumeClaim.fromClaimName(inventoryRestored, 'BackupClaim', 'db-backups'), { path: 'inventory' }),
       backup: 'latest',
     },
   });

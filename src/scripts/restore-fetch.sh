@@ -21,7 +21,8 @@ main() {
       log "$HOSTNAME is not the first pod: it receives its data from its peers"
       return 0
     fi
-    if [[ -f $DATA_ROOT/initialized || -d $DATA_ROOT/data ]]; then
+    # a replication pod's datadir is DATA_ROOT/data; a Galera node's is the volume itself
+    if [[ -f $DATA_ROOT/initialized || -d $DATA_ROOT/data || -d $DATA_ROOT/mysql ]]; then
       log "the volume holds data already: nothing to restore"
       return 0
     fi

@@ -197,6 +197,74 @@ describe('backups of a Galera node (single-node cluster)', () => {
     expect(drilled.log).toMatch(/restore drill passed/);
   });
 
+  test('restoreFrom: ordinal 0 builds its datadir from the backup with a grastate.dat at the copy\'s position, and finishes after a crash mid-move', async () => {
+    const name = fs.readdirSync(path.join(target, 'g')).find((n) => n.endsWith('-physical'))!;
+    const m = JSON.parse(fs.readFileSync(path.join(target, 'g', name, 'manifest.json'), 'utf8'));
+    const node = path.join(host.root, 'r-0');
+    const datadir = path.join(node, 'data');
+    const restoreDir = path.join(datadir, '.cdk8s-mysql-restore');
+    const newSecrets = path.join(node, 'credentials');
+    for (const d of [datadir, path.join(node, 'run'), path.join(node, 'tmp'), newSecrets]) fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(path.join(newSecrets, 'root-password'), 'new root pw');
+    fs.writeFileSync(path.join(newSecrets, 'sst-password'), 'new sst pw');
+    // the environment the construct gives the restore init containers (paths of this host)
+    const env = {
+      DB_ENGINE: 'mariadb',
+      DATADIR: datadir,
+      DATA_ROOT: datadir,
+      STATE_DIR: path.join(node, 'run'),
+      RUN_DIR: path.join(node, 'run'),
+      TMPDIR: path.join(node, 'tmp'),
+      POD_NAME: 'r-0',
+      HOSTNAME: 'r-0',
+      PEERS: 'r-0.r',
+      STATUS_PORT: '4569',
+      SECRETS_DIR: newSecrets,
+      SST_USER: 'sst',
+      RESTORE_DIR: restoreDir,
+      BACKUP: 'latest',
+      TARGET_KIND: 'pvc',
+      TARGET_DIR: path.join(target, 'g'),
+      PATH: host.bin,
+    };
+    const fetch = await host.run(['/bin/bash', path.join(SCRIPTS, 'restore-fetch.sh')], env);
+    expect(fetch.stderr).toMatch(new RegExp(`backup ${name} is ready to restore \\(physical\\)`));
+    expect(fetch.code).toBe(0);
+    // a crash in the middle of moving the copy into place: the 6th mv kills the script
+    const crashBin = path.join(node, 'crash-bin');
+    fs.mkdirSync(crashBin);
+    fs.writeFileSync(path.join(crashBin, 'mv'), `#!/bin/bash\nn=$(( $(cat ${node}/mv-count 2>/dev/null || echo 0) + 1 ))\necho $n >${node}/mv-count\n` +
+      'if ((n == 6)); then kill -KILL $PPID; exit 1; fi\nexec /usr/bin/mv "$@"\n', { mode: 0o755 });
+    const crashed = await host.run(['/bin/bash', path.join(SCRIPTS, 'galera-restore.sh')], { ...env, PATH: `${crashBin}:${host.bin}` });
+    expect(crashed.signal).toEqual('SIGKILL');
+    expect(crashed.stderr).toMatch(new RegExp(`1 tables match the manifest of ${name}`));
+    expect(fs.existsSync(path.join(restoreDir, 'installing'))).toBe(true);
+    expect(fs.existsSync(path.join(datadir, 'cdk8s-mysql-restored'))).toBe(false);
+    expect(fs.existsSync(path.join(datadir, 'mysql'))).toBe(false);
+    // the restart: the fetch sees the checked backup, the restore finishes the move
+    const refetch = await host.run(['/bin/bash', path.join(SCRIPTS, 'restore-fetch.sh')], env);
+    expect(refetch.stderr).toMatch(/the backup was fetched already/);
+    const resumed = await host.run(['/bin/bash', path.join(SCRIPTS, 'galera-restore.sh')], env);
+    expect(resumed.stderr).toMatch(/finishing the move of a complete restored copy into the data directory/);
+    expect(resumed.stderr).toMatch(new RegExp(`restored ${name}: this node bootstraps the cluster at the backup's position ${m.gtid}`));
+    expect(resumed.code).toBe(0);
+    const [uuid, seqno] = m.gtid.split(':');
+    expect(fs.readFileSync(path.join(datadir, 'grastate.dat'), 'utf8')).toEqual(`# GALERA saved state\nversion: 2.1\nuuid:    ${uuid}\nseqno:   ${seqno}\nsafe_to_bootstrap: 1\n`);
+    expect(fs.existsSync(path.join(datadir, 'mysql'))).toBe(true);
+    expect(fs.existsSync(path.join(datadir, 'app', 't.ibd'))).toBe(true);
+    expect(fs.existsSync(restoreDir)).toBe(false);
+    // every later start leaves the data alone
+    const again = await host.run(['/bin/bash', path.join(SCRIPTS, 'restore-fetch.sh')], env);
+    expect(again.stderr).toMatch(/the volume holds data already: nothing to restore/);
+    const later = await host.run(['/bin/bash', path.join(SCRIPTS, 'galera-restore.sh')], env);
+    expect(later.stderr).toMatch(new RegExp(`the data directory was restored already \\(restored_from=${name} position=${m.gtid}`));
+    expect(later.code).toBe(0);
+    // other ordinals never restore
+    const other = await host.run(['/bin/bash', path.join(SCRIPTS, 'galera-restore.sh')], { ...env, POD_NAME: 'r-1', DATADIR: path.join(node, 'none') });
+    expect(other.stderr).toMatch(/r-1 is not the first node: it receives its data from the cluster \(SST\)/);
+    expect(fs.existsSync(path.join(node, 'none'))).toBe(false);
+  });
+
   test('a broken connection: the sender stops and the node is synced again', async () => {
     const client = slowClient();
     await waitFor('the node is desynchronized', () => state() === '1 2 0', 30_000);
@@ -233,6 +301,31 @@ describe('backups of a Galera node (single-node cluster)', () => {
     expect(state()).toEqual('1 2 0');
     session.stdin!.end('SET GLOBAL wsrep_desync = OFF;\n');
     await waitFor('synced', () => state() === '0 4 1', 10_000);
+  });
+
+  test('the readiness probe: a node that a backup desynchronized stays ready while it keeps up (it still takes writes)', async () => {
+    const stateDir = path.join(dir, 'probe-state');
+    fs.mkdirSync(stateDir, { recursive: true });
+    fs.copyFileSync(rootCnf, path.join(stateDir, 'client.cnf'));
+    const probe = () => host.run(['/bin/bash', path.join(SCRIPTS, 'galera-probe.sh'), 'readiness'],
+      { DB_ENGINE: 'mariadb', STATE_DIR: stateDir, READY_WHEN_DONOR: 'false', PATH: host.bin });
+    expect(state()).toEqual('0 4 1');
+    expect((await probe()).code).toBe(0);
+    sql('SET GLOBAL wsrep_desync = ON');
+    try {
+      expect(state()).toEqual('1 2 1');
+      // a single node never lags behind itself: it stays in the client Service
+      const desynced = await probe();
+      expect(desynced.stderr).toEqual('');
+      expect(desynced.code).toBe(0);
+      sql('INSERT INTO app.t VALUES (-2, "while desynced"); DELETE FROM app.t WHERE id = -2');
+    } finally {
+      sql('SET GLOBAL wsrep_desync = OFF');
+    }
+    const noServer = await host.run(['/bin/bash', path.join(SCRIPTS, 'galera-probe.sh'), 'readiness'],
+      { DB_ENGINE: 'mariadb', STATE_DIR: path.join(dir, 'no-such-state'), PATH: host.bin });
+    expect(noServer.code).not.toBe(0);
+    expect(noServer.stderr).toMatch(/no server yet/);
   });
 
   test('a logical backup desynchronizes and read-locks the node for its duration, resyncs a stale desync first, and resumes it', async () => {
