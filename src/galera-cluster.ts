@@ -392,7 +392,7 @@ const RESERVED_OPTIONS: Record<string, string> = {
  *
  * Synthesizes:
  * - a StatefulSet `<name>` (Parallel pod management, so that a cluster that is entirely down can
- *   re-form; pods spread across nodes) whose pods each have a PersistentVolumeClaim. Each pod's
+ *   re-form; pods on different nodes, see `podAntiAffinity`) whose pods each have a PersistentVolumeClaim. Each pod's
  *   container runs `galera-start.sh`, which publishes the node's state on port 4569 and decides
  *   how the node starts: join a running Primary Component (with `--wsrep-start-position` after a
  *   crash, so that it catches up by IST), let Galera re-form the last Primary Component after a
@@ -404,7 +404,10 @@ const RESERVED_OPTIONS: Record<string, string> = {
  *   those in a Primary Component and Synced;
  * - ConfigMaps `<name>-config` (galera.cnf) and `<name>-scripts`;
  * - a PodDisruptionBudget `<name>-pdb` that keeps a majority of the nodes up during voluntary
- *   disruptions (drains, upgrades).
+ *   disruptions (drains, upgrades);
+ * - unless `networkPolicy` is false, an ingress NetworkPolicy `<name>` (see `allowedClients`);
+ * - with `tls: ServerTls.certManager(…)`, a cert-manager Certificate; with `metrics`, an exporter
+ *   sidecar and a Service `<name>-metrics`, and optionally a ServiceMonitor and a PrometheusRule.
  *
  * The passwords come from a Secret (see `credentials`).
  *

@@ -357,7 +357,11 @@ const RESERVED_OPTIONS: Record<string, string> = {
  *   not), a write Service `<name>-write` that reaches only the primary, and a read Service
  *   `<name>-read` that reaches every ready pod: replicas that replicate and lag at most
  *   `maxLag`, and the primary too (a Service selector cannot exclude one pod of a StatefulSet);
- * - ConfigMaps `<name>-config` (my.cnf) and `<name>-scripts`.
+ * - ConfigMaps `<name>-config` (my.cnf) and `<name>-scripts`;
+ * - a PodDisruptionBudget `<name>-pdb` (at most one pod down at a time) and, unless
+ *   `networkPolicy` is false, an ingress NetworkPolicy `<name>` (see `allowedClients`);
+ * - with `tls: ServerTls.certManager(…)`, a cert-manager Certificate; with `metrics`, an exporter
+ *   sidecar and a Service `<name>-metrics`, and optionally a ServiceMonitor and a PrometheusRule.
  *
  * The passwords come from a Secret (see `credentials`). The primary is always ordinal 0: there is
  * no automatic failover; if the primary's pod is down, writes wait for Kubernetes to restart it.
