@@ -3,17 +3,13 @@ import * as path from 'path';
 import { ApiObject, Chart, Duration, JsonPatch, Size, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { BackupMethod, BackupTarget, ClusterTopology, EngineVersion, GaleraCluster, GaleraClusterProps, SstMethod } from '../src';
-import { Manifest, one, synth } from './util';
+import { forSnapshot, Manifest, one, statefulSetPodSpec as podSpec, synth } from './util';
 
 const SCRIPTS_DIR = path.join(__dirname, '..', 'src', 'scripts');
 
 function cluster(props: GaleraClusterProps = {}, chart: Chart = Testing.chart()) {
   const db = new GaleraCluster(chart, 'db', { name: 'db', ...props });
   return { db, manifests: synth(chart) };
-}
-
-function podSpec(manifests: Manifest[]): any {
-  return one(manifests, 'StatefulSet').spec.template.spec;
 }
 
 function container(manifests: Manifest[]): any {
@@ -35,21 +31,6 @@ function option(manifests: Manifest[], key: string): string | undefined {
   const section = cnf(manifests).split(/^\[sst\]$/m)[0];
   const values = [...section.matchAll(new RegExp(`^${key} = (.*)$`, 'gm'))].map((m) => m[1]);
   return values[values.length - 1];
-}
-
-/** The manifests for the snapshot, without the scripts' text and hash (compared byte for byte elsewhere). */
-function forSnapshot(manifests: Manifest[]): Manifest[] {
-  return manifests.map((m) => {
-    if (m.kind === 'ConfigMap' && m.metadata.name.endsWith('-scripts')) {
-      return { ...m, data: Object.fromEntries(Object.keys(m.data).map((k) => [k, `<src/scripts/${k}>`])) };
-    }
-    if (m.kind === 'StatefulSet') {
-      const copy = JSON.parse(JSON.stringify(m));
-      copy.spec.template.metadata.annotations['cdk8s-mysql/config-hash'] = '<hash of scripts and config>';
-      return copy;
-    }
-    return m;
-  });
 }
 
 describe('GaleraCluster', () => {

@@ -3,7 +3,7 @@ import * as kplus from 'cdk8s-plus-27';
 import {
   BackupTarget, EngineVersion, GaleraCluster, GaleraClusterProps, MySqlReplicationCluster, MySqlReplicationClusterProps,
 } from '../src';
-import { Manifest, ofKind, one, synth } from './util';
+import { Manifest, ofKind, one, statefulSetPodSpec as podSpec, synth } from './util';
 import { longestCronGap } from '../src/_metrics';
 
 function replication(props: MySqlReplicationClusterProps = {}, namespace?: string) {
@@ -16,10 +16,6 @@ function galera(props: GaleraClusterProps = {}) {
   const chart = Testing.chart();
   const db = new GaleraCluster(chart, 'db', { name: 'gdb', ...props });
   return { chart, db, manifests: synth(chart) };
-}
-
-function podSpec(manifests: Manifest[], name: string): any {
-  return one(manifests, 'StatefulSet', name).spec.template.spec;
 }
 
 function container(spec: any, name: string): any {

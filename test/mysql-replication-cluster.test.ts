@@ -3,17 +3,13 @@ import * as path from 'path';
 import { ApiObject, Chart, Duration, JsonPatch, Size, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { EngineVersion, MySqlReplicationCluster, MySqlReplicationClusterProps } from '../src';
-import { Manifest, ofKind, one, synth } from './util';
+import { forSnapshot, Manifest, ofKind, one, statefulSetPodSpec as podSpec, synth } from './util';
 
 const SCRIPTS_DIR = path.join(__dirname, '..', 'src', 'scripts');
 
 function cluster(props: MySqlReplicationClusterProps = {}, chart: Chart = Testing.chart()) {
   const db = new MySqlReplicationCluster(chart, 'db', { name: 'db', ...props });
   return { db, manifests: synth(chart) };
-}
-
-function podSpec(manifests: Manifest[]): any {
-  return one(manifests, 'StatefulSet').spec.template.spec;
 }
 
 function container(manifests: Manifest[], name: string): any {
@@ -25,25 +21,6 @@ function container(manifests: Manifest[], name: string): any {
 
 function env(manifests: Manifest[], containerName = 'init'): Record<string, string> {
   return Object.fromEntries(container(manifests, containerName).env.map((e: any) => [e.name, e.value]));
-}
-
-/**
- * The manifests for a snapshot, with the scripts' text and the hash of scripts and config left
- * out: another test compares the scripts with src/scripts byte for byte, so a script edit does
- * not churn the snapshots.
- */
-function forSnapshot(manifests: Manifest[]): Manifest[] {
-  return manifests.map((m) => {
-    if (m.kind === 'ConfigMap' && m.metadata.name.endsWith('-scripts')) {
-      return { ...m, data: Object.fromEntries(Object.keys(m.data).map((k) => [k, `<src/scripts/${k}>`])) };
-    }
-    if (m.kind === 'StatefulSet') {
-      const copy = JSON.parse(JSON.stringify(m));
-      copy.spec.template.metadata.annotations['cdk8s-mysql/config-hash'] = '<hash of scripts and config>';
-      return copy;
-    }
-    return m;
-  });
 }
 
 function cnf(manifests: Manifest[], file = 'server.cnf'): string {

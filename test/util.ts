@@ -130,3 +130,27 @@ function unknownFields(value: unknown, accesses: Map<object, Access>, path: stri
   }
   return errors;
 }
+
+/**
+ * Manifests for a snapshot with the scripts' text and the hash of scripts and config left out:
+ * other tests compare the scripts with src/scripts byte for byte, so a script edit does not churn
+ * the snapshots.
+ */
+export function forSnapshot(manifests: Manifest[]): Manifest[] {
+  return manifests.map((m) => {
+    if (m.kind === 'ConfigMap' && m.metadata.name.endsWith('-scripts')) {
+      return { ...m, data: Object.fromEntries(Object.keys(m.data).map((k) => [k, `<src/scripts/${k}>`])) };
+    }
+    if (m.kind === 'StatefulSet') {
+      const copy = JSON.parse(JSON.stringify(m));
+      copy.spec.template.metadata.annotations['cdk8s-mysql/config-hash'] = '<hash of scripts and config>';
+      return copy;
+    }
+    return m;
+  });
+}
+
+/** The pod spec of the (only, or the named) StatefulSet. */
+export function statefulSetPodSpec(manifests: Manifest[], name?: string): any {
+  return one(manifests, 'StatefulSet', name).spec.template.spec;
+}
