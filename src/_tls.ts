@@ -15,6 +15,8 @@ export interface TlsNames {
   readonly pods: string[];
   /** The chart's namespace, when it has one. */
   readonly namespace?: string;
+  /** The labels of the cluster's objects, for the Certificate and the Secret it writes. */
+  readonly labels: Record<string, string>;
 }
 
 /**

@@ -553,7 +553,7 @@ export class GaleraCluster extends Construct implements IDatabaseCluster {
     // TLS: the certificate's Secret (cert-manager: a Certificate for every name of the cluster)
     let tls: BoundServerTls | undefined;
     if (props.tls) {
-      tls = props.tls._bind(this, { cluster: name, headlessService: name, clientServices: [`${name}-client`], pods, namespace });
+      tls = props.tls._bind(this, { cluster: name, headlessService: name, clientServices: [`${name}-client`], pods, namespace, labels });
       this.tlsSecretName = tls.secretName;
       this.certificate = tls.certificate;
     }

@@ -506,6 +506,7 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
         clientServices: [`${name}-write`, `${name}-read`],
         pods: Array.from({ length: replicas }, (_, i) => `${name}-${i}`),
         namespace,
+        labels,
       });
       this.tlsSecretName = tls.secretName;
       this.certificate = tls.certificate;

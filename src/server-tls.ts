@@ -115,8 +115,8 @@ export class ServerTls {
       certificate = new ApiObject(scope, 'Certificate', {
         apiVersion: 'cert-manager.io/v1',
         kind: 'Certificate',
-        metadata: { name: names.cluster },
-        spec: certificateSpec(o, names, secretName),
+        metadata: { name: names.cluster, labels: { ...names.labels, 'app.kubernetes.io/component': 'tls' } },
+        spec: { ...certificateSpec(o, names, secretName), secretTemplate: { labels: { ...names.labels, 'app.kubernetes.io/component': 'tls' } } },
       });
     }
     const item = (key: string) => ({ key, path: key });

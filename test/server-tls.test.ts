@@ -110,6 +110,10 @@ describe('ServerTls.certManager', () => {
     // the scripts connect to <pod>.<headless>, which are listed one by one: OpenSSL never matches
     // a wildcard with a single label after it ('*.orders')
     expect(cert.spec.dnsNames).not.toContain('*.orders');
+    // the Certificate and the Secret cert-manager writes carry the cluster's recommended labels
+    const labels = { 'app.kubernetes.io/instance': 'orders', 'app.kubernetes.io/part-of': 'orders', 'app.kubernetes.io/component': 'tls', 'app.kubernetes.io/managed-by': 'cdk8s-mysql' };
+    expect(cert.metadata.labels).toMatchObject(labels);
+    expect(cert.spec.secretTemplate.labels).toMatchObject(labels);
     expect(db.tlsSecretName).toBe('orders-tls');
     expect(db.certificate).toBeDefined();
     expect(podSpec(manifests).volumes.find((v: any) => v.name === 'tls').secret.secretName).toBe('orders-tls');
