@@ -4,7 +4,8 @@
 # Besides lib.sh's variables (DB_ENGINE, SECRETS_DIR) it reads these, all set by the construct:
 #   DB_PORT          the members' SQL port
 #   CLUSTER_NAME     the cluster's name (recorded in manifests)
-#   TOPOLOGY         replication | galera (how a logical backup pauses its source)
+#   TOPOLOGY         replication | galera (how a logical backup pauses its source; a restore into
+#                    Galera reads causally)
 #   MEMBERS          host names of the members to back up from, most preferred first
 #   WRITE_HOST       where a restore Job loads a backup
 #   METHOD           physical | logical (a restore or drill of 'latest' picks this method's newest)

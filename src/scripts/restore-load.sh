@@ -4,6 +4,10 @@
 # follow): drops every user database, loads the backup (a dump; a physical copy is dumped from a
 # throwaway server in this pod) with its user accounts (root and the cluster's own accounts stay
 # as they are), then checks every table against the manifest.
+# Galera: WRITE_HOST is the client Service, so each of these sessions may reach another node, and
+# a node applies the write sets of the others only after they committed. Every session therefore
+# reads causally (wsrep_sync_wait): it sees every write the cluster committed before it reads, such
+# as the load of an earlier session on another node.
 # Stop the applications first: writes during the restore are lost or break the check.
 # Configured only by environment variables: see backup-lib.sh.
 set -euo pipefail
@@ -11,8 +15,14 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=backup-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/backup-lib.sh"
 
-need_env DB_ENGINE DB_PORT WRITE_HOST RUN_DIR WORK_DIR SECRETS_DIR
+need_env DB_ENGINE DB_PORT TOPOLOGY WRITE_HOST RUN_DIR WORK_DIR SECRETS_DIR
 RESTORE_DIR=${RESTORE_DIR:-$WORK_DIR/restore}
+
+# Client options of every session with WRITE_HOST.
+SESSION=()
+if [[ $TOPOLOGY == galera ]]; then
+  SESSION=(--init-command='SET SESSION wsrep_sync_wait = 1')
+fi
 
 # The backup as SQL: the dump, or a dump of the throwaway server on the prepared copy.
 backup_sql() {
@@ -30,9 +40,9 @@ main() {
   name=$(manifest_get "$manifest" name)
   method=$(manifest_get "$manifest" method)
   cnf=$(member_cnf "$WRITE_HOST")
-  read_only=$(sql "$cnf" <<<'SELECT @@GLOBAL.read_only') || die "$WRITE_HOST does not answer"
+  read_only=$(sql "$cnf" "${SESSION[@]}" <<<'SELECT @@GLOBAL.read_only') || die "$WRITE_HOST does not answer"
   [[ $read_only == 0 ]] || die "$WRITE_HOST is read-only: a restore needs the writable member"
-  dbs=$(sql "$cnf" --raw <<<"SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ($SYSTEM_SCHEMAS) ORDER BY 1") || die "cannot list the databases of $WRITE_HOST"
+  dbs=$(sql "$cnf" "${SESSION[@]}" --raw <<<"SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ($SYSTEM_SCHEMAS) ORDER BY 1") || die "cannot list the databases of $WRITE_HOST"
   while IFS= read -r db; do
     [[ -n $db ]] || continue
     drops+="DROP DATABASE \`${db//\`/\`\`}\`;"$'\n'
@@ -48,11 +58,11 @@ main() {
     scratch_start "$RESTORE_DIR/data"
   fi
   log "restoring $name into $WRITE_HOST: replacing the databases $(tr '\n' ' ' <<<"$dbs")"
-  if ! { printf '%s' "$drops" && backup_sql "$manifest" "$method"; } | sql "$cnf"; then
+  if ! { printf '%s' "$drops" && backup_sql "$manifest" "$method"; } | sql "$cnf" "${SESSION[@]}"; then
     die "RESTORE OF $name FAILED while loading: the databases of $WRITE_HOST are incomplete; run the restore again"
   fi
   expected=$(manifest_tables "$manifest")
-  actual=$(table_checksums "$cnf") || die "cannot checksum the restored tables"
+  actual=$(table_checksums "$cnf" "${SESSION[@]}") || die "cannot checksum the restored tables"
   if [[ $actual != "$expected" ]]; then
     diff <(printf '%s\n' "$expected") <(printf '%s\n' "$actual") >&2 || true
     die "RESTORE OF $name DIFFERS from its manifest (above: < manifest, > restored): were there writes during the restore?"

@@ -5,8 +5,9 @@
  * the source node is desynchronized only during the backup and stays ready; a NEW cluster
  * (another name, other passwords) starts from the backup with restoreFrom, every node Synced,
  * its tables equal to the backup's manifest and to the source's tables at backup time. A logical
- * schedule backs the cluster up too. Every assertion is on data, on the servers' own status, on
- * the files of the target or on the Jobs' outcome.
+ * schedule backs the cluster up too, and the restore Jobs of both schedules put lost rows back into
+ * the running source cluster (every node equal to the manifest). Every assertion is on data, on the
+ * servers' own status, on the files of the target or on the Jobs' outcome.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
@@ -150,7 +151,7 @@ afterAll(async () => {
   console.log(`galera backup e2e: ${seconds(started)} in all\n${timings.join('\n')}`);
 });
 
-test('a loaded Galera cluster is backed up by its CronJob while every node takes writes, and a new cluster starts from the backup with equal tables', async () => {
+test('a loaded Galera cluster is backed up by its CronJob while every node takes writes, its restore Jobs put lost rows back into it, and a new cluster starts from the backup with equal tables', async () => {
   let t = Date.now();
   await rt.apply(chart());
   await rt.waitForStatefulSetReady('gb', 3, 240_000);
@@ -238,6 +239,27 @@ test('a loaded Galera cluster is backed up by its CronJob while every node takes
   expect(backups('logical')).toHaveLength(1);
   expect(await galeraState('gb-2.gb')).toEqual('0 Synced 3 1');
   timings.push(`logical backup Job: ${seconds(t)}`);
+
+  // the restore Jobs put lost rows back into the running cluster through its client Service
+  // (their sessions reach different nodes); every node then holds the backup's tables
+  const [dump] = backups('logical');
+  const dumpTables = JSON.parse(readFileSync(join(targetDir(), dump, 'manifest.json'), 'utf8')).tables
+    .map((x: any) => `${x.table} ${x.rows} ${x.checksum}`).join('\n');
+  for (const [job, backupName, expected] of [['gb-nightly-restore', name, manifestTables], ['gb-dump-restore', dump, dumpTables]]) {
+    t = Date.now();
+    await sql('gb-client', "DELETE FROM e2e.big WHERE id <= 1000; DROP TABLE e2e.small; INSERT INTO e2e.w (k) VALUES ('lost')");
+    const restore = await rt.runJob(job);
+    expect(restore.logs.restore).toMatch(new RegExp(`restored ${backupName} into gb-client: 4 tables match the manifest`));
+    expect(restore.succeeded).toBe(true);
+    expect(restore.attempts).toBe(1);
+    for (const host of ['gb-0.gb', 'gb-1.gb', 'gb-2.gb']) {
+      expect(await tables(host)).toEqual(expected);
+      expect(await galeraState(host)).toEqual('0 Synced 3 1');
+    }
+    timings.push(`${job} into the running cluster: ${seconds(t)}`);
+  }
+  // every connection through the client Service reached a database node (never a Job's pod)
+  expect(readFileSync(join(RUNNER_BASE_DIR, RUNNER, 'forwarder.log'), 'utf8')).not.toMatch(/cannot connect to the endpoint/);
 
   // a new cluster from the physical backup: another name, other passwords
   t = Date.now();

@@ -3,7 +3,12 @@
  * (the runner transpiles this file and starts it with `nsenter --net`):
  *  - like kube-proxy, it listens on every ClusterIP Service port and forwards each accepted TCP
  *    connection to one ready endpoint, round robin; a port without endpoints is closed, so a
- *    client gets "connection refused";
+ *    client gets "connection refused". A forwarded connection behaves like one that kube-proxy
+ *    rewrote: each direction ends on its own (a client that half-closes still gets the answer),
+ *    small writes are not held back (no Nagle), and a reset by either side, or an endpoint that
+ *    refuses or cannot be reached, resets the other side: a client never mistakes a connection
+ *    that the forwarder could not make for a server that closed it cleanly. Each such failure is
+ *    a line in the forwarder's log;
  *  - like the kubelet, it opens the TCP connections of tcpSocket probes.
  * It talks to the runner over the Node.js IPC channel (see `ForwarderRequest`).
  */
@@ -37,7 +42,11 @@ async function sync(listeners: readonly ServicePortListener[]): Promise<string[]
       existing.endpoints = listener.endpoints;
       continue;
     }
-    const entry: Listening = { server: createServer((client) => forward(entry, client)), endpoints: listener.endpoints, next: 0 };
+    const entry: Listening = {
+      server: createServer({ allowHalfOpen: true, noDelay: true }, (client) => forward(entry, client)),
+      endpoints: listener.endpoints,
+      next: 0,
+    };
     try {
       await new Promise<void>((resolve, reject) => {
         entry.server.once('error', reject);
@@ -53,15 +62,37 @@ async function sync(listeners: readonly ServicePortListener[]): Promise<string[]
 
 function forward(entry: Listening, client: Socket): void {
   const endpoint = entry.endpoints[entry.next++ % entry.endpoints.length];
-  const upstream = createConnection({ host: endpoint.ip, port: endpoint.port });
-  const close = (): void => {
+  const path = `${client.remoteAddress}:${client.remotePort} -> ${endpoint.ip}:${endpoint.port}`;
+  const upstream = createConnection({ host: endpoint.ip, port: endpoint.port, allowHalfOpen: true, noDelay: true });
+  let connected = false;
+  upstream.once('connect', () => {
+    connected = true;
+  });
+  client.setNoDelay(true);
+  client.on('error', (error) => {
+    log(`${path}: the client's side failed: ${error.message}`);
+    reset(upstream);
     client.destroy();
+  });
+  upstream.on('error', (error) => {
+    log(`${path}: ${connected ? "the endpoint's side failed" : 'cannot connect to the endpoint'}: ${error.message}`);
+    reset(client);
     upstream.destroy();
-  };
-  client.on('error', close);
-  upstream.on('error', close);
+  });
+  // pipe ends each direction when its source ends, and only that direction (allowHalfOpen)
   client.pipe(upstream);
   upstream.pipe(client);
+}
+
+/** Closes the connection with a reset (RST), as the kernel would for a connection through kube-proxy. */
+function reset(socket: Socket): void {
+  if (!socket.destroyed) {
+    socket.resetAndDestroy();
+  }
+}
+
+function log(line: string): void {
+  console.log(`${new Date().toISOString()} ${line}`);
 }
 
 function probe(target: TcpTarget, timeoutMs: number): Promise<string | undefined> {

@@ -364,6 +364,36 @@ describe('services', () => {
     expect((await rt.client(['socat', '-u', 'TCP:echo-svc:80', 'STDOUT'])).stderr).toContain('Connection refused');
   });
 
+  test('a connection through a ClusterIP Service ends each direction on its own, and an endpoint that refuses resets the client', async () => {
+    const chart = Testing.chart();
+    // answers each connection, once the client has sent everything, with the number of bytes it sent
+    statefulSet(chart, 'count', {
+      containers: [container('server', 'touch /tmp/ready; exec socat TCP-LISTEN:8080,fork,reuseaddr SYSTEM:"wc -c"', {
+        ports: [{ name: 'count', containerPort: 8080 }],
+        readinessProbe: { exec: { command: ['bash', '-c', 'ss -Hltn sport = :8080 | grep -q .'] }, periodSeconds: 1, failureThreshold: 1 },
+      })],
+    });
+    new k8s.KubeService(chart, 'svc', {
+      metadata: { name: 'count-svc' },
+      spec: {
+        selector: { app: 'count' },
+        ports: [{ name: 'count', port: 80, targetPort: k8s.IntOrString.fromString('count') }, { name: 'closed', port: 81, targetPort: k8s.IntOrString.fromNumber(9090) }],
+      },
+    });
+    const rt = await startRunner();
+    await rt.apply(Testing.synth(chart));
+    await rt.waitForStatefulSetReady('count', 1);
+
+    // the client half-closes after its request and still reads the answer
+    const halfClosed = await rt.client(['socat', '-t', '30', '-', 'TCP:count-svc:80'], { stdin: 'hello' });
+    expect(halfClosed).toMatchObject({ code: 0, stdout: '5\n' });
+    // nothing listens on the endpoint's port 9090: a reset, never a clean end of a connection that was never made
+    const refused = await rt.client(['bash', '-c', 'exec 3<>/dev/tcp/count-svc/81 && cat <&3']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('Connection reset by peer');
+    expect(readFileSync(join(RUNNER_BASE_DIR, RUNNER, 'forwarder.log'), 'utf8')).toMatch(new RegExp(`-> ${rt.podIP('count-0')!.replace(/\./g, '\\.')}:9090: cannot connect to the endpoint: connect ECONNREFUSED`));
+  });
+
   test('recordConnections records each new TCP connection once, by pod, Service, node and client, including pods already gone', async () => {
     const chart = Testing.chart();
     statefulSet(chart, 'echo', { containers: [hostnameServer()] });
