@@ -6,13 +6,13 @@
  * restore Job of a logical schedule puts deleted rows back into the running original cluster.
  * Every assertion is on data, on the files of the target or on the Jobs' outcome.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
-import { tmpdir } from 'os';
+import { existsSync, readdirSync, readFileSync } from 'fs';
 import { join } from 'path';
 import { Chart, Size, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { PodRunner, RUNNER_BASE_DIR } from './runner';
+import { SqlClient } from './sql-client';
 import { BackupMethod, BackupTarget, EngineVersion, MySqlReplicationCluster } from '../../src';
 
 jest.setTimeout(600_000);
@@ -23,33 +23,15 @@ const NEW_ROOT_PASSWORD = 'n3w "root" #2';
 const ROWS = 200_000;
 
 let rt: PodRunner;
-let clientDir: string;
+let client: SqlClient;
 const started = Date.now();
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 const timings: string[] = [];
 
-function cnfQuote(value: string): string {
-  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
-
-/** Runs SQL as root from the client namespace; `login` names the option file. */
-async function sql(host: string, statements: string, login = 'root.cnf'): Promise<string> {
-  const r = await rt.client(['timeout', '120', 'mariadb', `--defaults-extra-file=${join(clientDir, login)}`, `--host=${host}`, '--connect-timeout=5', '--batch', '--skip-column-names'], { stdin: statements, timeoutMs: 150_000 });
-  if (r.code !== 0) {
-    throw new Error(`${host}: SQL failed (exit ${r.code}): ${r.stderr.trim()}\n${statements}`);
-  }
-  return r.stdout.trim();
-}
-
-/** Row count and CHECKSUM TABLE of every table of the e2e schema. */
-async function tables(host: string, login?: string): Promise<string> {
-  const names = (await sql(host, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'e2e' ORDER BY 1", login)).split('\n');
-  const lines: string[] = [];
-  for (const t of names) {
-    lines.push(`${t} ${await sql(host, `SELECT COUNT(*) FROM e2e.\`${t}\``, login)} ${(await sql(host, `CHECKSUM TABLE e2e.\`${t}\` EXTENDED`, login)).split('\t')[1]}`);
-  }
-  return lines.join('\n');
-}
+/** SQL as root from the client namespace; `login` names the option file. */
+const sql = (host: string, statements: string, login?: string) => client.sql(host, statements, login);
+/** "table rows checksum" of every table of the e2e schema, or of the given ones. */
+const tables = (host: string, login?: string, only?: string[]) => client.tables(host, login, only);
 
 /** The target directory of the cluster `db` on the claim `backups`. */
 function targetDir(): string {
@@ -96,15 +78,13 @@ function restoredChart(): Chart {
 }
 
 beforeAll(async () => {
-  clientDir = mkdtempSync(join(tmpdir(), 'backup-e2e-client-'));
-  writeFileSync(join(clientDir, 'root.cnf'), `[client]\nuser=root\npassword=${cnfQuote(ROOT_PASSWORD)}\n`, { mode: 0o600 });
-  writeFileSync(join(clientDir, 'new-root.cnf'), `[client]\nuser=root\npassword=${cnfQuote(NEW_ROOT_PASSWORD)}\n`, { mode: 0o600 });
+  client = new SqlClient(() => rt, { logins: { 'root.cnf': ROOT_PASSWORD, 'new-root.cnf': NEW_ROOT_PASSWORD } });
   rt = await PodRunner.start({ name: RUNNER, restartBackoff: { initialMs: 1_000, maxMs: 5_000 } });
 });
 
 afterAll(async () => {
   await rt?.stop();
-  if (clientDir) rmSync(clientDir, { recursive: true, force: true });
+  client?.remove();
   console.log(`backup e2e: ${seconds(started)} in all\n${timings.join('\n')}`);
 });
 

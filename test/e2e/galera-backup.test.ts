@@ -9,13 +9,13 @@
  * the running source cluster (every node equal to the manifest). Every assertion is on data, on the
  * servers' own status, on the files of the target or on the Jobs' outcome.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
-import { tmpdir } from 'os';
+import { existsSync, readdirSync, readFileSync } from 'fs';
 import { join } from 'path';
 import { Chart, Duration, Size, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { PodRunner, RUNNER_BASE_DIR } from './runner';
+import { SqlClient } from './sql-client';
 import { BackupMethod, BackupTarget, EngineVersion, GaleraCluster, GaleraClusterProps } from '../../src';
 
 jest.setTimeout(600_000);
@@ -27,37 +27,15 @@ const NEW_ROOT_PASSWORD = 'n3w "root" #2';
 const ROWS = { big: 40_000, mid: 15_000, small: 5_000 };
 
 let rt: PodRunner;
-let clientDir: string;
+let client: SqlClient;
 const started = Date.now();
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 const timings: string[] = [];
 
-function cnfQuote(value: string): string {
-  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
-
-/**
- * Runs SQL as root from the client namespace (over the network: root@'%'); `login` names the option
- * file. Reads are causal (wsrep_sync_wait): they see every write the cluster committed before.
- */
-async function sql(host: string, statements: string, login = 'root.cnf'): Promise<string> {
-  const r = await rt.client(['timeout', '120', 'mariadb', `--defaults-extra-file=${join(clientDir, login)}`, `--host=${host}`, '--connect-timeout=5', '--batch', '--skip-column-names'],
-    { stdin: `SET SESSION wsrep_sync_wait = 1;\n${statements}`, timeoutMs: 150_000 });
-  if (r.code !== 0) {
-    throw new Error(`${host}: SQL failed (exit ${r.code}): ${r.stderr.trim()}\n${statements}`);
-  }
-  return r.stdout.trim();
-}
-
+/** SQL as root from the client namespace (reads are causal: wsrep_sync_wait); `login` names the option file. */
+const sql = (host: string, statements: string, login?: string) => client.sql(host, statements, login);
 /** "table rows checksum" of every table of the e2e schema, or of the given ones. */
-async function tables(host: string, login?: string, only?: string[]): Promise<string> {
-  const names = only ?? (await sql(host, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'e2e' ORDER BY 1", login)).split('\n');
-  const lines: string[] = [];
-  for (const t of names) {
-    lines.push(`${t} ${await sql(host, `SELECT COUNT(*) FROM e2e.\`${t}\``, login)} ${(await sql(host, `CHECKSUM TABLE e2e.\`${t}\` EXTENDED`, login)).split('\t')[1]}`);
-  }
-  return lines.join('\n');
-}
+const tables = (host: string, login?: string, only?: string[]) => client.tables(host, login, only);
 
 /** wsrep_desync, the local state, the cluster size and whether the backup lock is free, on one node. */
 async function galeraState(host: string, login?: string): Promise<string> {
@@ -139,15 +117,13 @@ async function writeUntilStopped(pod: string): Promise<{ ok: string[]; failed: s
 }
 
 beforeAll(async () => {
-  clientDir = mkdtempSync(join(tmpdir(), 'galera-backup-e2e-client-'));
-  writeFileSync(join(clientDir, 'root.cnf'), `[client]\nuser=root\npassword=${cnfQuote(ROOT_PASSWORD)}\n`, { mode: 0o600 });
-  writeFileSync(join(clientDir, 'new-root.cnf'), `[client]\nuser=root\npassword=${cnfQuote(NEW_ROOT_PASSWORD)}\n`, { mode: 0o600 });
+  client = new SqlClient(() => rt, { logins: { 'root.cnf': ROOT_PASSWORD, 'new-root.cnf': NEW_ROOT_PASSWORD }, causalReads: true });
   rt = await PodRunner.start({ name: RUNNER, restartBackoff: { initialMs: 1_000, maxMs: 5_000 } });
 });
 
 afterAll(async () => {
   await rt?.stop();
-  if (clientDir) rmSync(clientDir, { recursive: true, force: true });
+  client?.remove();
   console.log(`galera backup e2e: ${seconds(started)} in all\n${timings.join('\n')}`);
 });
 
