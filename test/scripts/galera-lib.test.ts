@@ -238,7 +238,7 @@ describe('local_position: a node\'s own last committed position, from a real Gal
     expect(r.stdout).toEqual(`${before[0]} ${committed} ${/safe_to_bootstrap:\s+(\d)/.exec(grastate)![1]}`);
   });
 
-  function grastate(): { uuid: string; seqno: string } {
+  function savedState(): { uuid: string; seqno: string } {
     const text = fs.readFileSync(path.join(datadir, 'grastate.dat'), 'utf8');
     return { uuid: /uuid:\s+(\S+)/.exec(text)?.[1] ?? '', seqno: /seqno:\s+(\S+)/.exec(text)?.[1] ?? '' };
   }
@@ -252,7 +252,7 @@ describe('local_position: a node\'s own last committed position, from a real Gal
     await startServer(`--wsrep-start-position=${before[0]}:${before[1]}`);
     sqlOn("CREATE TABLE t.big (id INT PRIMARY KEY AUTO_INCREMENT, pad CHAR(200)); INSERT INTO t.big (pad) SELECT REPEAT('x', 200) FROM t.seq_1_to_100000;");
     const committed = sqlValue("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'wsrep_last_committed'");
-    expect(grastate()).toEqual({ uuid: before[0], seqno: '-1' });
+    expect(savedState()).toEqual({ uuid: before[0], seqno: '-1' });
     // a DDL is a total-order action: Galera writes the zero UUID to grastate.dat while it runs
     // (on every node), and the cluster UUID again when it is done; kill -9 in between
     let killed = false;
@@ -262,7 +262,7 @@ describe('local_position: a node\'s own last committed position, from a real Gal
       let finished = false;
       void done.then(() => (finished = true));
       while (!finished) {
-        if (grastate().uuid === ZERO) {
+        if (savedState().uuid === ZERO) {
           await stop('SIGKILL');
           killed = true;
           break;
@@ -272,7 +272,7 @@ describe('local_position: a node\'s own last committed position, from a real Gal
       await done;
     }
     expect(killed).toBe(true);
-    expect(grastate()).toEqual({ uuid: ZERO, seqno: '-1' });
+    expect(savedState()).toEqual({ uuid: ZERO, seqno: '-1' });
 
     // the data files look complete: InnoDB recovers a position of the cluster, at least the last commit before the DDL
     const recovered = bash('recover_position', env);
@@ -292,7 +292,7 @@ describe('local_position: a node\'s own last committed position, from a real Gal
     expect(state).toMatch(/^[0-9a-f-]{36}$/);
     expect(state).not.toEqual(before[0]);
     await stop('SIGTERM');
-    expect(grastate().uuid).toEqual(state);
+    expect(savedState().uuid).toEqual(state);
   });
 
   test('an empty grastate.dat (a first start or state transfer that did not finish) has no position, whatever InnoDB recovers', () => {
@@ -337,9 +337,9 @@ describe('local_position: a node\'s own last committed position, from a real Gal
     const file = path.join(datadir, 'ibdata1');
     const saved = fs.readFileSync(file);
     const state = path.join(datadir, 'grastate.dat');
-    const savedState = fs.readFileSync(state, 'utf8');
+    const stateText = fs.readFileSync(state, 'utf8');
     // after a crash (seqno -1), with a system tablespace that is all zeroes
-    fs.writeFileSync(state, savedState.replace(/seqno:\s+\S+/, 'seqno:   -1'));
+    fs.writeFileSync(state, stateText.replace(/seqno:\s+\S+/, 'seqno:   -1'));
     fs.writeFileSync(file, Buffer.alloc(saved.length));
     try {
       const r = bash('local_position', env);
@@ -347,7 +347,7 @@ describe('local_position: a node\'s own last committed position, from a real Gal
       expect(r.stderr).toMatch(/FATAL: mariadbd --wsrep-recover (failed|printed no position)/);
     } finally {
       fs.writeFileSync(file, saved);
-      fs.writeFileSync(state, savedState);
+      fs.writeFileSync(state, stateText);
     }
   });
 });
