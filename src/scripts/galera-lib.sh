@@ -54,22 +54,32 @@ recover_position() {
 }
 
 # Prints this node's last committed position as "UUID SEQNO SAFE_TO_BOOTSTRAP":
-#   - no data directory, or one that never belonged to a cluster: ZERO_UUID -1 0
 #   - after a clean shutdown: what grastate.dat says
-#   - after a crash (grastate.dat says seqno -1, or it is missing): what InnoDB recovers
+#   - after a crash (grastate.dat names the cluster, with seqno -1): what InnoDB recovers
+#   - otherwise no position: ZERO_UUID -1 0
+# Galera itself uses a recovered position only when grastate.dat names the same cluster (it
+# ignores --wsrep-start-position otherwise and requests a full state transfer), and it leaves no
+# UUID (an empty file, or the zero UUID) whenever the data files may not match any position: while
+# it applies a DDL or another total-order action, while it requests a state transfer (before any
+# byte arrives, so an interrupted mariabackup or rsync transfer never shows a UUID), and for good
+# after an inconsistency. The data files can look complete in every one of these cases (InnoDB
+# recovers a valid UUID:SEQNO), and nothing on disk tells them apart, so none of them counts as data.
 local_position() {
   local uuid seqno safe position
   uuid=$(grastate_field uuid)
   seqno=$(grastate_field seqno)
   safe=$(grastate_field safe_to_bootstrap)
-  if [[ ! -d $DATADIR/mysql ]] || [[ -n $uuid && $uuid == "$ZERO_UUID" ]]; then
-    # empty, or a state transfer that did not finish: Galera itself treats it as no state
+  if [[ ! -d $DATADIR/mysql || -z $uuid || $uuid == "$ZERO_UUID" ]]; then
     printf '%s -1 0' "$ZERO_UUID"
     return
   fi
-  if [[ -z $uuid || -z $seqno || $seqno == -1 ]]; then
+  if [[ -z $seqno || $seqno == -1 ]]; then
     position=$(recover_position)
-    uuid=${position%%:*}
+    if [[ ${position%%:*} != "$uuid" ]]; then
+      log "InnoDB recovered $position, not a position of the cluster $uuid that grastate.dat names: this node has no usable position (Galera would ignore it too)"
+      printf '%s -1 0' "$ZERO_UUID"
+      return
+    fi
     seqno=${position#*:}
   fi
   printf '%s %s %s' "$uuid" "$seqno" "${safe:-0}"

@@ -6,8 +6,9 @@
 # recovering, waiting with its last committed position (UUID SEQNO SAFE_TO_BOOTSTRAP),
 # starting, primary or non-primary (see galera-lib.sh). A pod that starts:
 #
-#  1. Reads its own position: nothing for an empty data directory; grastate.dat after a clean
-#     shutdown; mariadbd --wsrep-recover after a crash (grastate.dat says seqno -1). It then
+#  1. Reads its own position: grastate.dat after a clean shutdown; mariadbd --wsrep-recover after
+#     a crash (grastate.dat names the cluster with seqno -1); nothing for an empty data directory,
+#     nor when grastate.dat names no cluster (see local_position in galera-lib.sh). It then
 #     publishes "waiting UUID SEQNO SAFE" and asks every peer of PEERS, once a second.
 #  2. JOIN: as soon as one peer runs in a Primary Component, it starts mariadbd normally, with
 #     --wsrep-start-position when it has data, so that a node that crashed catches up by IST
@@ -399,6 +400,8 @@ main() {
   read -r UUID SEQNO SAFE <<<"$position"
   if has_data "$UUID"; then
     log "this node's last committed position: $UUID:$SEQNO (safe_to_bootstrap: $SAFE)"
+  elif [[ -d $DATADIR/mysql ]]; then
+    log "this node has no data of a cluster yet: its data files have no usable Galera position (grastate.dat names no cluster: a first start or a state transfer that did not finish, a crash while Galera applied a DDL, or an inconsistency); a full state transfer replaces them when it joins"
   else
     log "this node has no data of a cluster yet"
   fi

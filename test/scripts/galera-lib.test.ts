@@ -183,8 +183,8 @@ describe('local_position: a node\'s own last committed position, from a real Gal
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function startServer(): Promise<void> {
-    server = spawn('mariadbd', [`--defaults-file=${dir}/my.cnf`, '--wsrep-new-cluster'], { stdio: 'ignore' });
+  async function startServer(...extraArgs: string[]): Promise<void> {
+    server = spawn('mariadbd', [`--defaults-file=${dir}/my.cnf`, '--wsrep-new-cluster', ...extraArgs], { stdio: 'ignore' });
     for (let i = 0; i < 300; i++) {
       if (spawnSync('mariadb', ['--no-defaults', `--socket=${dir}/mysqld.sock`, '-uroot', '-e', 'SELECT 1']).status === 0) return;
       await new Promise((r) => setTimeout(r, 100));
@@ -238,12 +238,83 @@ describe('local_position: a node\'s own last committed position, from a real Gal
     expect(r.stdout).toEqual(`${before[0]} ${committed} ${/safe_to_bootstrap:\s+(\d)/.exec(grastate)![1]}`);
   });
 
-  test('a state transfer that did not finish (zero UUID in grastate.dat) counts as no data', () => {
+  function savedState(): { uuid: string; seqno: string } {
+    const text = fs.readFileSync(path.join(datadir, 'grastate.dat'), 'utf8');
+    return { uuid: /uuid:\s+(\S+)/.exec(text)?.[1] ?? '', seqno: /seqno:\s+(\S+)/.exec(text)?.[1] ?? '' };
+  }
+
+  function sqlValue(statement: string): string {
+    return spawnSync('mariadb', ['--no-defaults', `--socket=${dir}/mysqld.sock`, '-uroot', '-N', '-e', statement], { encoding: 'utf8' }).stdout.trim();
+  }
+
+  test('kill -9 while a DDL is applied: Galera has marked the state unsafe (zero UUID), and although InnoDB recovers a valid position, neither Galera nor local_position uses it', async () => {
+    const before = bash('local_position', env).stdout.split(' ');
+    await startServer(`--wsrep-start-position=${before[0]}:${before[1]}`);
+    sqlOn("CREATE TABLE t.big (id INT PRIMARY KEY AUTO_INCREMENT, pad CHAR(200)); INSERT INTO t.big (pad) SELECT REPEAT('x', 200) FROM t.seq_1_to_100000;");
+    const committed = sqlValue("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'wsrep_last_committed'");
+    expect(savedState()).toEqual({ uuid: before[0], seqno: '-1' });
+    // a DDL is a total-order action: Galera writes the zero UUID to grastate.dat while it runs
+    // (on every node), and the cluster UUID again when it is done; kill -9 in between
+    let killed = false;
+    for (let attempt = 0; attempt < 5 && !killed; attempt++) {
+      const ddl = spawn('mariadb', ['--no-defaults', `--socket=${dir}/mysqld.sock`, '-uroot', '-e', 'ALTER TABLE t.big FORCE'], { stdio: 'ignore' });
+      const done = new Promise((r) => ddl.once('exit', r));
+      let finished = false;
+      void done.then(() => (finished = true));
+      while (!finished) {
+        if (savedState().uuid === ZERO) {
+          await stop('SIGKILL');
+          killed = true;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      await done;
+    }
+    expect(killed).toBe(true);
+    expect(savedState()).toEqual({ uuid: ZERO, seqno: '-1' });
+
+    // the data files look complete: InnoDB recovers a position of the cluster, at least the last commit before the DDL
+    const recovered = bash('recover_position', env);
+    expect(recovered.status).toBe(0);
+    const [uuid, seqno] = recovered.stdout.split(':');
+    expect(uuid).toEqual(before[0]);
+    expect(Number(seqno)).toBeGreaterThanOrEqual(Number(committed));
+    // but the zero UUID also marks a state transfer that did not finish and a node found inconsistent, which the
+    // files cannot tell apart: no position
+    expect(bash('local_position', env).stdout).toEqual(`${ZERO} -1 0`);
+
+    // Galera agrees: given the recovered position, it ignores it (the saved state names no cluster) and starts a new history
+    const log = path.join(dir, 'restart.log');
+    await startServer(`--wsrep-start-position=${recovered.stdout}`, `--log-error=${log}`);
+    expect(fs.readFileSync(log, 'utf8')).toMatch(new RegExp(`Found saved state: ${ZERO}:-1`));
+    const state = sqlValue("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'wsrep_cluster_state_uuid'");
+    expect(state).toMatch(/^[0-9a-f-]{36}$/);
+    expect(state).not.toEqual(before[0]);
+    await stop('SIGTERM');
+    expect(savedState().uuid).toEqual(state);
+  });
+
+  test('an empty grastate.dat (a first start or state transfer that did not finish) has no position, whatever InnoDB recovers', () => {
     const file = path.join(datadir, 'grastate.dat');
     const saved = fs.readFileSync(file, 'utf8');
-    fs.writeFileSync(file, saved.replace(/uuid:\s+\S+/, `uuid:    ${ZERO}`));
+    fs.writeFileSync(file, '');
     try {
+      expect(bash('recover_position', env).stdout).toMatch(/^[0-9a-f-]{36}:\d+$/);
       expect(bash('local_position', env).stdout).toEqual(`${ZERO} -1 0`);
+    } finally {
+      fs.writeFileSync(file, saved);
+    }
+  });
+
+  test('a recovered position of another cluster than the one grastate.dat names is not used', () => {
+    const file = path.join(datadir, 'grastate.dat');
+    const saved = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(file, saved.replace(/uuid:\s+\S+/, `uuid:    ${OTHER}`).replace(/seqno:\s+\S+/, 'seqno:   -1'));
+    try {
+      const r = bash('local_position', env);
+      expect(r.stdout).toEqual(`${ZERO} -1 0`);
+      expect(r.stderr).toMatch(new RegExp(`not a position of the cluster ${OTHER}`));
     } finally {
       fs.writeFileSync(file, saved);
     }
@@ -265,6 +336,10 @@ describe('local_position: a node\'s own last committed position, from a real Gal
   test('a data directory that InnoDB cannot open stops the start script with its log, rather than guessing', () => {
     const file = path.join(datadir, 'ibdata1');
     const saved = fs.readFileSync(file);
+    const state = path.join(datadir, 'grastate.dat');
+    const stateText = fs.readFileSync(state, 'utf8');
+    // after a crash (seqno -1), with a system tablespace that is all zeroes
+    fs.writeFileSync(state, stateText.replace(/seqno:\s+\S+/, 'seqno:   -1'));
     fs.writeFileSync(file, Buffer.alloc(saved.length));
     try {
       const r = bash('local_position', env);
@@ -272,6 +347,7 @@ describe('local_position: a node\'s own last committed position, from a real Gal
       expect(r.stderr).toMatch(/FATAL: mariadbd --wsrep-recover (failed|printed no position)/);
     } finally {
       fs.writeFileSync(file, saved);
+      fs.writeFileSync(state, stateText);
     }
   });
 });
