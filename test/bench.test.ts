@@ -5,6 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { GALERA_CONFIGS, GALERA_EXPERIMENTS, runnerName } from '../bench/galera';
 import { describeMachine } from '../bench/machine';
 import { figure, Measurement, renderMarkdown, renderReadmeSection, Report, sharedMachine, stats, writeReport } from '../bench/report';
 import { synthesisBenchmark } from '../bench/synthesis';
@@ -129,7 +130,7 @@ describe('the report of the synthesis benchmark at a tiny size', () => {
     const rows = section.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| Figure'));
     expect(rows).toHaveLength(1);
     expect(rows[0].startsWith(`| ${first.name} |`)).toBe(true);
-    expect(section).toContain('the experiments tried are in the full report');
+    expect(section).toContain('the experiments tried are in the report that `npm run bench` writes');
   });
 
   test('a run on a machine shared with other servers or loaded says so', () => {
@@ -139,5 +140,13 @@ describe('the report of the synthesis benchmark at a tiny size', () => {
     expect(sharedMachine({ ...idle, foreignServersAtStart: 3 })).toBe(true);
     expect(sharedMachine({ ...idle, loadAtEnd: [idle.cores, 1, 1] })).toBe(true);
     expect(renderReadmeSection({ ...report, machine: { ...idle, foreignServersAtStart: 3 } })).toContain('shared with other test runs');
+  });
+});
+
+describe('the Galera benchmark', () => {
+  test('every configuration has a distinct pod runner name the runner accepts', () => {
+    const names = [...GALERA_CONFIGS, ...GALERA_EXPERIMENTS].map(runnerName);
+    names.forEach((name) => expect(name).toMatch(/^bench-[a-z0-9-]{1,14}$/));
+    expect(new Set(names).size).toBe(names.length);
   });
 });
