@@ -193,7 +193,7 @@ export function renderReadmeSection(r: Report): string {
     '',
     `Each figure is the median (min–max) of ${Math.min(...runs) === Math.max(...runs) ? Math.min(...runs) : `${Math.min(...runs)}–${Math.max(...runs)}`} runs; ` +
     'its baseline was measured in the same runs over the same path, and the ratio is figure ÷ baseline per run' +
-    `${figures.length < r.figures.length ? ' (the experiments tried are in the full report)' : ''}.`,
+    `${figures.length < r.figures.length ? ' (the experiments tried are in the report that `npm run bench` writes)' : ''}.`,
     '',
     '| Figure | Measured | Baseline (same runs) | Ratio | Goal |',
     '|---|---|---|---|---|',
