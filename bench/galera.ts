@@ -4,13 +4,18 @@
  *
  * - IST rejoin: kill -9 of one node's container while another node takes writes; from the kill
  *   until the node reports Synced again (wsrep_local_state_comment Synced, wsrep_ready ON,
- *   cluster size 3), polled over TCP every 200 ms. The victim rotates over the nodes. The log
- *   must show an IST, not an SST.
+ *   cluster size 3), polled over TCP every 200 ms, and until its pod is Ready again. The victim
+ *   rotates over the nodes. The log must show an IST, not an SST.
  * - Full crash: kill -9 of all three containers; from the last kill until all three report
  *   Synced in one cluster of 3 (the same cluster UUID as before: re-formed, not bootstrapped anew).
- * - SST join: a 4th node; in each run its volume is wiped and its container killed, so it joins
- *   with an empty datadir, like a new node; from the kill until it is Synced. The log must show
- *   an SST.
+ * - SST join: a new 4th node (kubectl scale 3 → 4) with an empty volume; from the scale until it
+ *   is Synced. Before each run the node is scaled away (it leaves the cluster cleanly) and its
+ *   claim emptied. The log must show an SST.
+ *
+ * Experiments in the same run (only the rejoin and the full crash): the startup probe every
+ * 10 s (the construct's earlier period) instead of 2 s; and galera-start.sh holding a restarted
+ * node back 6 s before it joins, which shows what the rejoin costs when the node comes back
+ * before its peers have evicted its previous instance (evs.suspect_timeout, 5 s).
  *
  * Baselines, measured in the same runs:
  * - IST and full crash: a plain MariaDB server (a 1-pod MySqlReplicationCluster with the same
@@ -24,7 +29,7 @@
  * for a while; the second restart within 20 s waits 10 s (kubelet: 10 s doubling, forgotten after
  * 10 minutes). Each run waits until its victims' last restart is 20 s old.
  */
-import { Duration, Testing } from 'cdk8s';
+import { ApiObject, Duration, JsonPatch, Testing } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-27';
 import { BenchmarkResult, Measurement } from './report';
 import { benchValues, evictPageCache, log, need, saveLog, secondsSince, serveOnce, sh, sleep, TIMING_FUNCTIONS, waitUntil } from './util';
@@ -60,14 +65,37 @@ export interface GaleraConfig {
   readonly label: string;
   readonly method: SstMethod;
   readonly serverOptions?: { [name: string]: string };
+  /** The startup probe's period instead of the construct's (its budget, startupTimeout, unchanged). */
+  readonly startupProbePeriodSeconds?: number;
+  /**
+   * An experiment: galera-start.sh waits this long before a node with data joins a running
+   * Primary Component (after a kill -9, until the peers have evicted its previous instance).
+   */
+  readonly rejoinDelaySeconds?: number;
   /** Measure the SST join too. */
   readonly sst: boolean;
 }
 
-/** Both SST methods with the construct's defaults; then, as an experiment, shorter failure detection (serverOptions). */
+/**
+ * Both SST methods with the construct's defaults; then, for comparison in the same run, the
+ * startup probe every 10 s as the construct had it before (only the rejoin and the full crash).
+ */
 export const GALERA_CONFIGS: readonly GaleraConfig[] = [
   { id: 'mariabackup', label: 'sstMethod mariabackup', method: SstMethod.MARIABACKUP, sst: true },
   { id: 'rsync', label: 'sstMethod rsync', method: SstMethod.RSYNC, sst: true },
+  { id: 'mariabackup-probe10s', label: 'mariabackup, startup probe every 10 s', method: SstMethod.MARIABACKUP, startupProbePeriodSeconds: 10, sst: false },
+  { id: 'mariabackup-rejoin6s', label: 'mariabackup, rejoin held back 6 s', method: SstMethod.MARIABACKUP, rejoinDelaySeconds: 6, sst: false },
+];
+
+/** The line of galera-start.sh that starts a node with data that joins a running Primary Component. */
+const JOIN_WITH_DATA = '        run_server join --wsrep-start-position="$UUID:$SEQNO"\n';
+
+/**
+ * Tried, not in the default run: shorter failure detection through serverOptions. It rejoins
+ * sooner (under 10 s), but evicts a node that stalls for 2 s; in one attempt on a loaded 2-core
+ * machine the cluster did not even form (nodes were evicted during the initial SSTs).
+ */
+export const GALERA_EXPERIMENTS: readonly GaleraConfig[] = [
   {
     id: 'mariabackup-evs2s',
     label: 'mariabackup, evs.suspect_timeout 2 s',
@@ -76,6 +104,15 @@ export const GALERA_CONFIGS: readonly GaleraConfig[] = [
     sst: false,
   },
 ];
+
+/** The pod runner's name for a configuration (1-20 lowercase letters, digits and '-'). */
+export function runnerName(config: GaleraConfig): string {
+  return `bench-g-${config.id.replace('mariabackup', 'mb')}`;
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
 
 function chart(config: GaleraConfig): ReturnType<typeof Testing.chart> {
   const c = Testing.chart();
@@ -88,13 +125,29 @@ function chart(config: GaleraConfig): ReturnType<typeof Testing.chart> {
     stringData: { 'root-password': ROOT_PASSWORD, 'replication-password': 'bench-repl' },
   });
   // the construct's defaults but the SST method (the runner stands in Debian's 10.11 for 11.4)
-  new GaleraCluster(c, 'Galera', {
+  const galera = new GaleraCluster(c, 'Galera', {
     name: NAME,
     version: EngineVersion.MARIADB_11_4,
     sstMethod: config.method,
     primaryComponentTimeout: Duration.seconds(60),
     ...(config.serverOptions ? { serverOptions: config.serverOptions } : {}),
   });
+  if (config.startupProbePeriodSeconds) {
+    const period = config.startupProbePeriodSeconds;
+    const containers = galera.statefulSet.toJson().spec.template.spec.containers as Array<{ name: string }>;
+    const container = containers.findIndex((ctr) => ctr.name === CONTAINER);
+    galera.statefulSet.addJsonPatch(
+      JsonPatch.replace(`/spec/template/spec/containers/${container}/startupProbe/periodSeconds`, period),
+      JsonPatch.replace(`/spec/template/spec/containers/${container}/startupProbe/failureThreshold`, Math.ceil(3600 / period)));
+  }
+  if (config.rejoinDelaySeconds) {
+    const scripts = c.node.findAll().find((n): n is ApiObject => n instanceof ApiObject && n.kind === 'ConfigMap' &&
+      typeof n.toJson().data?.['galera-start.sh'] === 'string') ?? fail('no ConfigMap with galera-start.sh');
+    const script: string = scripts.toJson().data['galera-start.sh'];
+    if (!script.includes(JOIN_WITH_DATA)) fail(`galera-start.sh has no line ${JSON.stringify(JOIN_WITH_DATA)}`);
+    scripts.addJsonPatch(JsonPatch.replace('/data/galera-start.sh', script.replace(JOIN_WITH_DATA,
+      `        log "waiting ${config.rejoinDelaySeconds} s (bench experiment)"; sleep ${config.rejoinDelaySeconds}\n${JOIN_WITH_DATA}`)));
+  }
   new MySqlReplicationCluster(c, 'Solo', { name: SOLO, version: EngineVersion.MARIADB_11_4, replicas: 1 });
   return c;
 }
@@ -196,7 +249,7 @@ function logOf(rt: PodRunner, pod: string): string {
 
 async function measureConfig(config: GaleraConfig, runs: number, dataMiB: number): Promise<{ measurements: Measurement[]; notes: string[] }> {
   const m = config.id;
-  const rt = await PodRunner.start({ name: `bench-g-${m.replace('mariabackup', 'mb')}`, restartBackoff: { initialMs: 10_000, maxMs: 10_000 } });
+  const rt = await PodRunner.start({ name: runnerName(config), restartBackoff: { initialMs: 10_000, maxMs: 10_000 } });
   const restarts = new Restarts();
   const pods = [0, 1, 2].map((i) => `${NAME}-${i}`);
   try {
@@ -243,6 +296,7 @@ async function measureConfig(config: GaleraConfig, runs: number, dataMiB: number
 
     // every node killed
     const crash: number[] = [];
+    const crashReady: number[] = [];
     const soloCrashRuns: number[] = [];
     for (let run = 0; run < runs; run++) {
       soloCrashRuns.push(await soloCrash(rt, restarts));
@@ -259,11 +313,15 @@ async function measureConfig(config: GaleraConfig, runs: number, dataMiB: number
         throw new Error(`after kill -9 of all nodes the cluster came back as ${recovered.uuid}, not ${uuid}: a new cluster was bootstrapped`);
       }
       crash.push(recovered.seconds);
+      await waitUntil('every node to be ready', () => pods.every((pod) => rt.isReady(pod)), 300_000, 50);
+      crashReady.push(secondsSince(killedAt));
       pods.forEach((pod) => saveLog(`galera-${m}-crash-run${run + 1}-${pod}`, `killed at ${new Date(killedAt).toISOString()}\n${logOf(rt, pod)}`));
       log(`galera ${m} full crash run ${run + 1}/${runs}: all Synced ${recovered.seconds.toFixed(1)} s after the last kill -9; plain server ${soloCrashRuns[run].toFixed(1)} s`);
     }
 
     const plain = (runsOf: number[]) => ({ name: 'plain server: kill -9 → answers', runs: runsOf });
+    // a variation for comparison, not the construct's defaults
+    const experiment = [config.startupProbePeriodSeconds, config.serverOptions, config.rejoinDelaySeconds].some((v) => v !== undefined);
     const measurements: Measurement[] = [
       {
         id: `galera.${m}.ist`,
@@ -273,8 +331,20 @@ async function measureConfig(config: GaleraConfig, runs: number, dataMiB: number
         runs: ist,
         baseline: plain(soloIst),
         goal: { text: 'IST < 10 s', on: 'value', op: '<', limit: 10 },
-        notes: `kill -9 of one node's container while another node writes (~50 autocommit INSERTs/s); until it reports Synced again${config.serverOptions ? ` (serverOptions ${JSON.stringify(config.serverOptions)})` : ''}. ` +
-          `Pod Ready (startup probe every 10 s, readiness every 5 s): ${istReady.map((s2) => s2.toFixed(1)).join(', ')} s after the kill.`,
+        notes: `kill -9 of one node's container while another node writes (~50 autocommit INSERTs/s); until it reports Synced again${config.serverOptions ? ` (serverOptions ${JSON.stringify(config.serverOptions)})` : ''}.`,
+        ...(experiment ? { experiment } : {}),
+      },
+      {
+        id: `galera.${m}.ist-ready`,
+        benchmark: 'galera',
+        name: `IST rejoin after kill -9 → pod Ready (${config.label})`,
+        unit: 's',
+        runs: istReady,
+        baseline: plain(soloIst),
+        goal: { text: 'IST < 10 s', on: 'value', op: '<', limit: 10 },
+        notes: `as above, until the pod is Ready again (the Service sends clients to it): the startup probe (every ${config.startupProbePeriodSeconds ?? 2} s) ` +
+          'passes once the server answers, then the readiness probe once it is Synced.',
+        ...(experiment ? { experiment } : {}),
       },
       {
         id: `galera.${m}.full-crash`,
@@ -284,24 +354,26 @@ async function measureConfig(config: GaleraConfig, runs: number, dataMiB: number
         runs: crash,
         baseline: plain(soloCrashRuns),
         goal: { text: 'full crash < 60 s', on: 'value', op: '<', limit: 60 },
-        notes: 'kill -9 of every node\'s container; until all three report Synced in one Primary Component of 3 with the cluster\'s UUID (no new cluster).',
+        notes: 'kill -9 of every node\'s container; until all three report Synced in one Primary Component of 3 with the cluster\'s UUID (no new cluster). ' +
+          `All pods Ready: ${crashReady.map((s2) => s2.toFixed(1)).join(', ')} s after the kill.`,
+        ...(experiment ? { experiment } : {}),
       },
     ];
     if (!config.sst) {
       return { measurements, notes: [] };
     }
 
-    // SST of a node with an empty volume (a 4th node)
+    // SST of a new node: scaled from 3 to 4 with an empty volume, every run
+    // (kubectl scale: the template stays as it is; re-applying replicas: 4 would change the peer
+    // list in galera.cnf and roll every pod. The new node reaches the cluster through the 3 peers.)
     const joiner = `${NAME}-3`;
     started = Date.now();
-    // kubectl scale: the template stays as it is (re-applying replicas: 4 would change the peer
-    // list in galera.cnf and roll every pod); the new node reaches the cluster through the 3 peers
     await rt.scale(NAME, 4);
     await rt.waitForStatefulSetReady(NAME, 4, 600_000);
-    restarts.killed(joiner);
     log(`galera ${m}: 4th node joined (SST) and ready in ${secondsSince(started).toFixed(1)} s (warm-up, not counted)`);
     const all = [...pods, joiner];
     const sst: number[] = [];
+    const sstReady: number[] = [];
     const tar: number[] = [];
     let payload = 0;
     for (let run = 0; run < runs; run++) {
@@ -310,20 +382,25 @@ async function measureConfig(config: GaleraConfig, runs: number, dataMiB: number
       const copied = await tarCopy(rt, pods[run % 3], joiner);
       tar.push(copied.seconds);
       payload = copied.bytes;
-      await restarts.settle([joiner]);
-      await sh(rt, joiner, CONTAINER, 'rm -rf /var/lib/mysql/* /var/lib/mysql/.[!.]* 2>/dev/null || true');
+      // the 4th node leaves (graceful: it leaves the cluster cleanly), its volume is emptied
+      await rt.scale(NAME, 3);
+      await rt.waitForPodGone(joiner, 120_000);
+      await wipeClaim(rt, `data-${joiner}`, run);
       for (const pod of pods) await evictPageCache(rt, pod, CONTAINER, '/var/lib/mysql');
-      await rt.killContainer(joiner, CONTAINER);
-      const killedAt = Date.now();
-      restarts.killed(joiner);
-      const synced = await untilSynced(rt, [joiner], 4, killedAt);
+      await untilSynced(rt, pods, 3, Date.now());
+      const scaledAt = Date.now();
+      await rt.scale(NAME, 4);
+      const synced = await untilSynced(rt, [joiner], 4, scaledAt);
       sst.push(synced.seconds);
+      await waitUntil(`${joiner} to be ready`, () => rt.isReady(joiner), 300_000, 50);
+      sstReady.push(secondsSince(scaledAt));
       const text = logOf(rt, joiner);
-      saveLog(`galera-${m}-sst-run${run + 1}-${joiner}`, `killed at ${new Date(killedAt).toISOString()}\n${text}`);
+      saveLog(`galera-${m}-sst-run${run + 1}-${joiner}`, `scaled at ${new Date(scaledAt).toISOString()}\n${text}`);
       if (!/SST completed on joiner|SST received/.test(text)) {
         throw new Error(`${joiner} did not join by SST:\n${text.split('\n').filter((l) => /galera-start|IST|SST/.test(l)).slice(-30).join('\n')}`);
       }
-      log(`galera ${m} SST run ${run + 1}/${runs}: ${joiner} Synced ${synced.seconds.toFixed(1)} s after the kill; tar ${copied.seconds.toFixed(2)} s`);
+      log(`galera ${m} SST run ${run + 1}/${runs}: new ${joiner} Synced ${synced.seconds.toFixed(1)} s, ready ${sstReady[run].toFixed(1)} s after the scale; ` +
+        `tar ${copied.seconds.toFixed(2)} s`);
     }
 
     measurements.push(
@@ -334,7 +411,8 @@ async function measureConfig(config: GaleraConfig, runs: number, dataMiB: number
         unit: 's',
         runs: sst,
         baseline: { name: `tar, ${(payload / MIB).toFixed(0)} MiB`, runs: tar },
-        notes: 'a 4th node whose volume is wiped and container killed: it starts with an empty datadir and joins by SST; until it reports Synced. ' +
+        notes: 'kubectl scale 3 → 4 with an empty volume (scaled back and its claim emptied before each run): from the scale until the new node reports Synced. ' +
+          `Pod Ready: ${sstReady.map((s2) => s2.toFixed(1)).join(', ')} s. ` +
           'Baseline: tar of a node\'s data files (no redo log, ibtmp1, gcache) through socat with 1 MiB buffers into the joiner\'s pod.',
       },
     );
@@ -342,6 +420,24 @@ async function measureConfig(config: GaleraConfig, runs: number, dataMiB: number
   } finally {
     await rt.stop();
   }
+}
+
+/** Empties a claim with a throwaway pod that mounts it (no pod of the StatefulSet uses it meanwhile). */
+async function wipeClaim(rt: PodRunner, claim: string, run: number): Promise<void> {
+  const name = `wipe-${run}`;
+  await rt.apply([{
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name },
+    spec: {
+      securityContext: { runAsUser: 999, runAsGroup: 999, fsGroup: 999 },
+      containers: [{ name: 'main', image: 'mariadb:11.4', command: ['bash', '-c', 'trap "exit 0" TERM; while :; do sleep 3600 & wait $!; done'], volumeMounts: [{ name: 'v', mountPath: '/v' }] }],
+      volumes: [{ name: 'v', persistentVolumeClaim: { claimName: claim } }],
+    },
+  }]);
+  await rt.waitForReady(name, 60_000);
+  await sh(rt, name, 'main', 'rm -rf /v/* /v/.[!.]* 2>/dev/null; [[ -z $(ls -A /v) ]]');
+  await rt.deletePod(name, { force: true });
 }
 
 /** tar of a node's data files into the joiner's pod (its /tmp, on the same disk as its volume); seconds and bytes. */
@@ -374,12 +470,19 @@ export async function galeraBenchmark(options: GaleraOptions = {}): Promise<Benc
   const configs = options.configs ?? GALERA_CONFIGS;
   const measurements: Measurement[] = [];
   const notes: string[] = [];
+  const failures: string[] = [];
   for (const config of configs) {
-    const result = await measureConfig(config, runs, dataMiB);
-    measurements.push(...result.measurements);
-    notes.push(...result.notes);
+    try {
+      const result = await measureConfig(config, runs, dataMiB);
+      measurements.push(...result.measurements);
+      notes.push(...result.notes);
+    } catch (error) {
+      // the other configurations are still measured
+      failures.push(`${config.label}: ${error instanceof Error ? error.message : String(error)}`);
+      log(`galera ${config.id} FAILED: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
   notes.push(`Galera: 3 nodes with the construct's defaults (buffer pool 128 MiB, gcache 128 MiB), about ${dataMiB} MiB of data; ` +
     'the mariabackup SST donor of MariaDB 10.11 sleeps 10 s before it sends ("Sleeping before data transfer for SST"), which rsync does not.');
-  return { measurements, notes };
+  return { measurements, notes, failures };
 }

@@ -49,12 +49,16 @@ export interface Measurement {
   readonly goal?: Goal;
   /** How it was measured, caveats. */
   readonly notes?: string;
+  /** A variation tried to see what helps, not the construct's behaviour: in the report, not in the README. */
+  readonly experiment?: boolean;
 }
 
 /** What one benchmark returns: its measurements and its findings. */
 export interface BenchmarkResult {
   readonly measurements: readonly Measurement[];
   readonly notes: readonly string[];
+  /** Parts that failed while the rest was measured. */
+  readonly failures?: readonly string[];
 }
 
 export interface Figure {
@@ -68,6 +72,7 @@ export interface Figure {
   readonly ratio: Stats;
   readonly goal?: JudgedGoal;
   readonly notes?: string;
+  readonly experiment?: boolean;
 }
 
 export interface Report {
@@ -133,6 +138,7 @@ export function figure(m: Measurement): Figure {
     ratio,
     ...(goal ? { goal } : {}),
     ...(m.notes ? { notes: m.notes } : {}),
+    ...(m.experiment ? { experiment: true } : {}),
   };
 }
 
@@ -166,6 +172,37 @@ export function machineLine(m: Machine): string {
     `${m.foreignServersAtStart !== undefined ? `; ${m.foreignServersAtStart} other MariaDB servers were running on the machine at the start` : ''}.`;
 }
 
+/** The machine was busy with other work during the run (other MariaDB servers, or a load average above half its cores). */
+export function sharedMachine(m: Machine): boolean {
+  const busiest = Math.max(...m.loadAtStart, ...(m.loadAtEnd ?? []));
+  return (m.foreignServersAtStart ?? 0) > 0 || busiest > m.cores / 2;
+}
+
+/**
+ * The README's "Measured behaviour" section: the machine, then one row per figure that is not an
+ * experiment (median with min–max, the baseline's median, the ratio's median with min–max, the goal).
+ */
+export function renderReadmeSection(r: Report): string {
+  const figures = r.figures.filter((f) => !f.experiment);
+  const runs = figures.map((f) => f.value.runs.length);
+  const lines = [
+    '## Measured behaviour',
+    '',
+    `Measured with \`npm run bench\` on ${r.startedAt.slice(0, 10)}: ${machineLine(r.machine)}` +
+    (sharedMachine(r.machine) ? ' The machine was shared with other test runs, so absolute times are noisy; the ratios compare runs made side by side.' : ''),
+    '',
+    `Each figure is the median (min–max) of ${Math.min(...runs) === Math.max(...runs) ? Math.min(...runs) : `${Math.min(...runs)}–${Math.max(...runs)}`} runs; ` +
+    'its baseline was measured in the same runs over the same path, and the ratio is figure ÷ baseline per run' +
+    `${figures.length < r.figures.length ? ' (the experiments tried are in the report that `npm run bench` writes)' : ''}.`,
+    '',
+    '| Figure | Measured | Baseline (same runs) | Ratio | Goal |',
+    '|---|---|---|---|---|',
+    ...figures.map((f) => `| ${f.name} | ${range(f.value, f.unit)} | ${f.baseline.name}: ${fmt(f.baseline.value.median)} ${f.unit} | ${range(f.ratio)}× | ${goalCell(f)} |`),
+    '',
+  ];
+  return lines.join('\n');
+}
+
 /** The report as Markdown: the machine, one table of every figure, then the notes. */
 export function renderMarkdown(r: Report): string {
   const lines: string[] = [];
@@ -193,6 +230,9 @@ export function renderMarkdown(r: Report): string {
   if (r.failures.length > 0) {
     lines.push('', '## Failures', '');
     r.failures.forEach((failure) => lines.push(`- **${failure.benchmark}**: ${failure.error.split('\n')[0]}`));
+  }
+  if (r.figures.some((f) => !f.experiment)) {
+    lines.push('', '## For the README', '', '```markdown', renderReadmeSection(r).trimEnd(), '```');
   }
   lines.push('');
   return lines.join('\n');

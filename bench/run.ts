@@ -1,10 +1,12 @@
 /**
  * `npm run bench [-- NAME…] [--runs N]`: runs every benchmark, or the named ones, and writes
- * bench/results/report.md and report.json. Benchmarks: seed, galera, catchup, backup, synthesis.
+ * bench/results/report.md and report.json (and logs/ of the runs). Benchmarks: seed, galera,
+ * catchup, backup, synthesis. `--render report.json` writes report.md again from a JSON.
  * Everything but synthesis runs on the e2e pod runner with Debian's MariaDB (root, Linux), and
  * each stops its runner when it ends, also on failure.
  */
-import { join } from 'path';
+import { readFileSync } from 'fs';
+import { dirname, join } from 'path';
 import { backupBenchmark } from './backup';
 import { catchupBenchmark } from './catchup';
 import { galeraBenchmark } from './galera';
@@ -23,7 +25,8 @@ const BENCHMARKS: Record<string, (runs: number | undefined) => Promise<Benchmark
 };
 
 function usage(): never {
-  console.error(`usage: npm run bench -- [${Object.keys(BENCHMARKS).join('|')} …] [--runs N] [--out DIR]`);
+  console.error(`usage: npm run bench -- [${Object.keys(BENCHMARKS).join('|')} …] [--runs N] [--out DIR]\n` +
+    '       npm run bench -- --render DIR/report.json   (writes report.md again from the JSON)');
   process.exit(2);
 }
 
@@ -36,6 +39,11 @@ async function main(): Promise<void> {
     if (args[i] === '--runs') {
       runs = Number(args[++i]);
       if (!Number.isInteger(runs) || runs < 1) usage();
+    } else if (args[i] === '--render') {
+      const file = args[++i] ?? usage();
+      const paths = writeReport(JSON.parse(readFileSync(file, 'utf8')) as Report, dirname(file));
+      log(`wrote ${paths.markdown}`);
+      return;
     } else if (args[i] === '--out') {
       out = args[++i] ?? usage();
     } else if (args[i] in BENCHMARKS) {
@@ -63,6 +71,7 @@ async function main(): Promise<void> {
       const result = await BENCHMARKS[name](runs);
       figures.push(...result.measurements.map(figure));
       notes.push(...result.notes);
+      failures.push(...(result.failures ?? []).map((error) => ({ benchmark: name, error })));
       log(`=== ${name} done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     } catch (error) {
       const message = error instanceof Error ? error.stack ?? error.message : String(error);

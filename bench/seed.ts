@@ -24,7 +24,7 @@
 import { Testing } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-27';
 import { BenchmarkResult, Measurement } from './report';
-import { benchValues, evictPageCache, log, need, secondsSince, serveOnce, sh, sleep, TIMING_FUNCTIONS, waitUntil } from './util';
+import { benchValues, evictPageCache, log, need, saveLog, secondsSince, serveOnce, sh, sleep, TIMING_FUNCTIONS, waitUntil } from './util';
 import { EngineVersion, MySqlReplicationCluster } from '../src';
 import { PodRunner } from '../test/e2e/runner';
 
@@ -108,6 +108,23 @@ const EXPERIMENTS: Recipe[] = [
     send: backup('--parallel=4'),
     socat: BIG_BUFFERS,
     notes: 'mariadb-backup copies 4 data files at a time (it parallelizes per file).',
+  },
+  {
+    ...TUTORIAL,
+    id: 'buffers-parallel2',
+    name: 'Experiment: + --parallel=2',
+    send: backup('--parallel=2'),
+    socat: BIG_BUFFERS,
+    notes: 'mariadb-backup copies 2 data files at a time (as many as this machine has cores).',
+  },
+  {
+    ...TUTORIAL,
+    id: 'buffers-parallel-extract',
+    name: 'Experiment: + --parallel=4 + mbstream -x --parallel=2',
+    send: backup('--parallel=4'),
+    socat: BIG_BUFFERS,
+    receive: 'mbstream -x --parallel=2 -C "$S"',
+    notes: 'mbstream extracts with 2 writer threads (1 by default).',
   },
   {
     ...TUTORIAL,
@@ -227,6 +244,7 @@ async function newReplica(rt: PodRunner): Promise<{ init: number; ready: number 
   }, 600_000, 50);
   const ready = secondsSince(deletedAt);
   const initLog = rt.logs(RECEIVER, 'init');
+  saveLog(`seed-new-replica-${deletedAt}`, `deleted at ${new Date(deletedAt).toISOString()}; init done ${init} s, ready ${ready} s\n${initLog}\n--- agent\n${rt.logs(RECEIVER, 'agent')}`);
   if (!/seeded from/.test(initLog)) {
     throw new Error(`${RECEIVER} became ready without seeding:\n${initLog.slice(-2000)}`);
   }
@@ -315,7 +333,7 @@ export async function seedBenchmark(options: SeedOptions = {}): Promise<Benchmar
         unit: 's',
         runs: timings.get(recipe.id)!.total,
         baseline,
-        ...(recipe === TUTORIAL ? { goal } : {}),
+        ...(recipe === TUTORIAL ? { goal } : { experiment: true }),
         notes: `${recipe.notes} Transfer ${timings.get(recipe.id)!.transfer.map((s) => s.toFixed(2)).join(', ')} s; ` +
           `prepare ${timings.get(recipe.id)!.prepare.map((s) => s.toFixed(2)).join(', ')} s.`,
       })),
@@ -336,7 +354,7 @@ export async function seedBenchmark(options: SeedOptions = {}): Promise<Benchmar
         unit: 's',
         runs: ready,
         baseline,
-        notes: 'as above, until the pod is Ready: the server started, the agent (every 5 s) configured replication, the readiness probe (every 5 s) passed.',
+        notes: 'as above, until the pod is Ready: the server started, the agent (every second until the server answers, then every 5 s) configured replication, the readiness probe (every 5 s) passed.',
       },
     ];
     const notes = [

@@ -5,8 +5,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { GALERA_CONFIGS, GALERA_EXPERIMENTS, runnerName } from '../bench/galera';
 import { describeMachine } from '../bench/machine';
-import { figure, Measurement, renderMarkdown, Report, stats, writeReport } from '../bench/report';
+import { figure, Measurement, renderMarkdown, renderReadmeSection, Report, sharedMachine, stats, writeReport } from '../bench/report';
 import { synthesisBenchmark } from '../bench/synthesis';
 
 describe('stats', () => {
@@ -111,5 +112,41 @@ describe('the report of the synthesis benchmark at a tiny size', () => {
       expect(md).toContain(`| ${f.benchmark} | ${f.name} |`);
     }
     expect(md).toContain('- a note');
+    expect(md).toContain(renderReadmeSection(report).trimEnd());
+  });
+
+  test('the README section: the machine and one row per figure', () => {
+    const section = renderReadmeSection(report);
+    expect(section).toMatch(/^## Measured behaviour\n/);
+    expect(section).toContain(`${report.machine.cores} cores`);
+    expect(section).toContain('the median (min–max) of 1 runs');
+    const rows = section.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| Figure'));
+    expect(rows.map((row) => row.split(' | ')[0].slice(2))).toEqual(report.figures.map((f) => f.name));
+  });
+
+  test('the README section leaves the experiments to the full report', () => {
+    const [first, ...rest] = report.figures;
+    const section = renderReadmeSection({ ...report, figures: [first, ...rest.map((f) => ({ ...f, experiment: true }))] });
+    const rows = section.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| Figure'));
+    expect(rows).toHaveLength(1);
+    expect(rows[0].startsWith(`| ${first.name} |`)).toBe(true);
+    expect(section).toContain('the experiments tried are in the report that `npm run bench` writes');
+  });
+
+  test('a run on a machine shared with other servers or loaded says so', () => {
+    const idle = { ...report.machine, foreignServersAtStart: 0, loadAtStart: [0.1, 0.1, 0.1], loadAtEnd: [0.2, 0.1, 0.1] };
+    expect(sharedMachine(idle)).toBe(false);
+    expect(renderReadmeSection({ ...report, machine: idle })).not.toContain('shared with other test runs');
+    expect(sharedMachine({ ...idle, foreignServersAtStart: 3 })).toBe(true);
+    expect(sharedMachine({ ...idle, loadAtEnd: [idle.cores, 1, 1] })).toBe(true);
+    expect(renderReadmeSection({ ...report, machine: { ...idle, foreignServersAtStart: 3 } })).toContain('shared with other test runs');
+  });
+});
+
+describe('the Galera benchmark', () => {
+  test('every configuration has a distinct pod runner name the runner accepts', () => {
+    const names = [...GALERA_CONFIGS, ...GALERA_EXPERIMENTS].map(runnerName);
+    names.forEach((name) => expect(name).toMatch(/^bench-[a-z0-9-]{1,14}$/));
+    expect(new Set(names).size).toBe(names.length);
   });
 });

@@ -246,10 +246,10 @@ describe('GaleraCluster', () => {
       expect(env(cluster({ readyWhenDonor: true }).manifests).READY_WHEN_DONOR).toEqual('true');
     });
 
-    test('startup: one hour by default for the wait for peers, crash recovery and SST; liveness only afterwards', () => {
+    test('startup: one hour by default for the wait for peers, crash recovery and SST, checked every 2 s; liveness only afterwards', () => {
       const c = container(cluster().manifests);
       expect(c.startupProbe).toEqual({
-        exec: { command: ['bash', '/etc/cdk8s-mysql/scripts/galera-probe.sh', 'startup'] }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 360,
+        exec: { command: ['bash', '/etc/cdk8s-mysql/scripts/galera-probe.sh', 'startup'] }, periodSeconds: 2, timeoutSeconds: 5, failureThreshold: 1800,
       });
       expect(c.livenessProbe).toEqual({
         exec: { command: ['bash', '/etc/cdk8s-mysql/scripts/galera-probe.sh', 'liveness'] }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6,

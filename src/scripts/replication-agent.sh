@@ -21,6 +21,9 @@ if [[ -n ${EXPORTER_CNF:-} ]]; then
 fi
 
 readonly PERIOD_SECONDS=5
+# Until a replica's server answers for the first time, look every second: a new replica then
+# replicates (and becomes ready) about as soon as its server runs, not up to 5 s later.
+readonly STARTUP_PERIOD_SECONDS=1
 
 main() {
   local ordinal role account_done='' exporter_ready=1
@@ -29,19 +32,22 @@ main() {
   role=$(role_of "$ordinal")
   trap 'log "stopping"; exit 0' TERM INT
   log "watching $(peer_host "$ordinal") ($role)"
+  local period=$STARTUP_PERIOD_SECONDS
+  [[ $role == replica ]] || period=$PERIOD_SECONDS
   while true; do
     if server_alive "$(root_cnf)"; then
+      period=$PERIOD_SECONDS
       if [[ $role == replica ]]; then
-        reconcile_replica "$ordinal" || log "not done yet; trying again in ${PERIOD_SECONDS}s"
+        reconcile_replica "$ordinal" || log "not done yet; trying again in ${period}s"
       elif [[ -z $account_done ]] && primary_healthy "$(root_cnf)" >/dev/null; then
         ensure_replication_account_tls "$(root_cnf)" && account_done=1
       fi
-      reload_tls_if_changed "$(root_cnf)" || log "reloading the certificate failed; trying again in ${PERIOD_SECONDS}s"
+      reload_tls_if_changed "$(root_cnf)" || log "reloading the certificate failed; trying again in ${period}s"
+      if ((!exporter_ready)) && [[ $role == primary ]]; then
+        if ensure_exporter_user "$(root_cnf)"; then exporter_ready=1; fi
+      fi
     fi
-    if ((!exporter_ready)) && [[ $role == primary ]] && server_alive "$(root_cnf)"; then
-      if ensure_exporter_user "$(root_cnf)"; then exporter_ready=1; fi
-    fi
-    sleep "$PERIOD_SECONDS" &
+    sleep "$period" &
     wait $!
   done
 }
