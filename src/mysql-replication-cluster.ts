@@ -641,8 +641,9 @@ export class MySqlReplicationCluster extends Construct implements IDatabaseClust
     const server: k8s.Container = {
       ...container('server', 'replication-server.sh', [data, run, tmp, mount('conf', CNF_DIR, true), scriptsMount, ...tlsMounts], serverResources),
       ports: [{ name: 'mysql', containerPort: MYSQL_PORT }],
-      // generous: crash recovery, or a MySQL replica restarting on a fresh clone
-      startupProbe: probe('replication-alive.sh', 10, 180),
+      // generous (30 min: crash recovery, or a MySQL replica restarting on a fresh clone), and
+      // every 2 s, so that a pod becomes ready soon after its server answers
+      startupProbe: probe('replication-alive.sh', 2, 900),
       livenessProbe: probe('replication-alive.sh', 10, 6),
       readinessProbe: probe('replication-ready.sh', 5, 2),
     };
