@@ -2,7 +2,7 @@
 # Backup sidecar of a Galera node: first undoes a desync that no backup holds (one left by a
 # sender that was killed with its container), then serves a physical copy of this node to every
 # connection on STREAM_PORT with backup-galera-send.sh (desynchronized while it streams). socat -U:
-# data flows only from the sender to the client.
+# data flows only from the sender to the client; -b 1 MiB as the replication donors (bench/seed.ts).
 # Reads STREAM_PORT and what backup-galera-send.sh reads (DB_ENGINE, DB_SOCKET, DB_CNF, SECRETS_DIR, TMPDIR).
 set -euo pipefail
 
@@ -17,4 +17,4 @@ until bash "$sender" --resync-if-idle; do
   sleep 5
 done
 log "serving physical copies on port $STREAM_PORT"
-exec socat -U "TCP-LISTEN:$STREAM_PORT,reuseaddr,fork" "EXEC:bash $sender"
+exec socat -b 1048576 -U "TCP-LISTEN:$STREAM_PORT,reuseaddr,fork" "EXEC:bash $sender"
