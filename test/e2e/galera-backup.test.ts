@@ -176,8 +176,10 @@ test('a loaded Galera cluster is backed up by its CronJob while every node takes
   timings.push(`physical backup Job under writes on 3 nodes: ${seconds(t)}`);
   expect(backup.logs.backup).toMatch(/receiving a physical copy from gb-2\.gb/);
   expect(backup.succeeded).toBe(true);
-  // desynchronized while it streamed, and ready throughout (it kept up)
-  expect(seen).toContain('1 Donor/Desynced');
+  // desynchronized while it streamed, as Galera itself logs it (the sampled states may miss a short
+  // window on a loaded machine: they are only printed), and ready throughout (it kept up)
+  expect(rt.logs('gb-2', 'mariadb')).toMatch(/Member \d+\.\d+ \(gb-2\) desyncs itself from group[\s\S]*Member \d+\.\d+ \(gb-2\) resyncs itself to group/);
+  timings.push(`states of gb-2 sampled during the backup: ${[...seen].join(', ')}`);
   expect(readiness).toEqual(new Set(['true true true']));
   expect(rt.logs('gb-2', 'backup')).toMatch(/desynchronized the node; sending a physical copy[\s\S]*sent a complete copy[\s\S]*resynchronized the node/);
   // every node took writes during the backup, and none failed

@@ -151,7 +151,8 @@ describe('the MySQL paths of the replication scripts, against stand-ins for the 
       "ALTER USER 'root'@'localhost' IDENTIFIED BY 'r00t''s \"pw\"';",
       "CREATE USER 'root'@'%' IDENTIFIED BY 'r00t''s \"pw\"';",
       "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;",
-      "CREATE USER 'repl'@'%' IDENTIFIED BY 'repl\\\\pw';",
+      // without tls the replication account explicitly requires no TLS (the agent keeps it so)
+      "CREATE USER 'repl'@'%' IDENTIFIED BY 'repl\\\\pw' REQUIRE NONE;",
       "GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO 'repl'@'%';",
       '',
     ].join('\n'));
