@@ -13,9 +13,9 @@
  *   claim emptied. The log must show an SST.
  *
  * Experiments in the same run (only the rejoin and the full crash): the startup probe every
- * 10 s (the construct's earlier period) instead of 2 s; and galera-start.sh holding a restarted
- * node back 6 s before it joins, which shows what the rejoin costs when the node comes back
- * before its peers have evicted its previous instance (evs.suspect_timeout, 5 s).
+ * 10 s (the construct's earlier period) instead of 2 s; and galera-start.sh with REJOIN_WAIT 0:
+ * a restarted node joins at once, while its peers still count its previous instance (until
+ * evs.suspect_timeout, 5 s, evicts it), as the script did before it waited for the eviction.
  *
  * Baselines, measured in the same runs:
  * - IST and full crash: a plain MariaDB server (a 1-pod MySqlReplicationCluster with the same
@@ -29,7 +29,7 @@
  * for a while; the second restart within 20 s waits 10 s (kubelet: 10 s doubling, forgotten after
  * 10 minutes). Each run waits until its victims' last restart is 20 s old.
  */
-import { ApiObject, Duration, JsonPatch, Testing } from 'cdk8s';
+import { Duration, JsonPatch, Testing } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-27';
 import { BenchmarkResult, Measurement } from './report';
 import { benchValues, evictPageCache, log, need, saveLog, secondsSince, serveOnce, sh, sleep, TIMING_FUNCTIONS, waitUntil } from './util';
@@ -68,10 +68,11 @@ export interface GaleraConfig {
   /** The startup probe's period instead of the construct's (its budget, startupTimeout, unchanged). */
   readonly startupProbePeriodSeconds?: number;
   /**
-   * An experiment: galera-start.sh waits this long before a node with data joins a running
-   * Primary Component (after a kill -9, until the peers have evicted its previous instance).
+   * galera-start.sh's REJOIN_WAIT instead of its default: how long a restarted node with data may
+   * wait for its peers to evict its previous instance before it joins (0: it joins at once, as the
+   * script did before it waited).
    */
-  readonly rejoinDelaySeconds?: number;
+  readonly rejoinWaitSeconds?: number;
   /** Measure the SST join too. */
   readonly sst: boolean;
 }
@@ -84,11 +85,8 @@ export const GALERA_CONFIGS: readonly GaleraConfig[] = [
   { id: 'mariabackup', label: 'sstMethod mariabackup', method: SstMethod.MARIABACKUP, sst: true },
   { id: 'rsync', label: 'sstMethod rsync', method: SstMethod.RSYNC, sst: true },
   { id: 'mariabackup-probe10s', label: 'mariabackup, startup probe every 10 s', method: SstMethod.MARIABACKUP, startupProbePeriodSeconds: 10, sst: false },
-  { id: 'mariabackup-rejoin6s', label: 'mariabackup, rejoin held back 6 s', method: SstMethod.MARIABACKUP, rejoinDelaySeconds: 6, sst: false },
+  { id: 'mariabackup-nowait', label: 'mariabackup, no wait for the eviction (REJOIN_WAIT 0)', method: SstMethod.MARIABACKUP, rejoinWaitSeconds: 0, sst: false },
 ];
-
-/** The line of galera-start.sh that starts a node with data that joins a running Primary Component. */
-const JOIN_WITH_DATA = '        run_server join --wsrep-start-position="$UUID:$SEQNO"\n';
 
 /**
  * Tried, not in the default run: shorter failure detection through serverOptions. It rejoins
@@ -140,13 +138,12 @@ function chart(config: GaleraConfig): ReturnType<typeof Testing.chart> {
       JsonPatch.replace(`/spec/template/spec/containers/${container}/startupProbe/periodSeconds`, period),
       JsonPatch.replace(`/spec/template/spec/containers/${container}/startupProbe/failureThreshold`, Math.ceil(3600 / period)));
   }
-  if (config.rejoinDelaySeconds) {
-    const scripts = c.node.findAll().find((n): n is ApiObject => n instanceof ApiObject && n.kind === 'ConfigMap' &&
-      typeof n.toJson().data?.['galera-start.sh'] === 'string') ?? fail('no ConfigMap with galera-start.sh');
-    const script: string = scripts.toJson().data['galera-start.sh'];
-    if (!script.includes(JOIN_WITH_DATA)) fail(`galera-start.sh has no line ${JSON.stringify(JOIN_WITH_DATA)}`);
-    scripts.addJsonPatch(JsonPatch.replace('/data/galera-start.sh', script.replace(JOIN_WITH_DATA,
-      `        log "waiting ${config.rejoinDelaySeconds} s (bench experiment)"; sleep ${config.rejoinDelaySeconds}\n${JOIN_WITH_DATA}`)));
+  if (config.rejoinWaitSeconds !== undefined) {
+    const containers = galera.statefulSet.toJson().spec.template.spec.containers as Array<{ name: string; env?: Array<{ name: string }> }>;
+    const container = containers.findIndex((ctr) => ctr.name === CONTAINER);
+    if (containers[container]?.env?.some((e) => e.name === 'REJOIN_WAIT')) fail('the container already sets REJOIN_WAIT');
+    galera.statefulSet.addJsonPatch(JsonPatch.add(`/spec/template/spec/containers/${container}/env/-`,
+      { name: 'REJOIN_WAIT', value: `${config.rejoinWaitSeconds}` }));
   }
   new MySqlReplicationCluster(c, 'Solo', { name: SOLO, version: EngineVersion.MARIADB_11_4, replicas: 1 });
   return c;
@@ -321,7 +318,7 @@ async function measureConfig(config: GaleraConfig, runs: number, dataMiB: number
 
     const plain = (runsOf: number[]) => ({ name: 'plain server: kill -9 → answers', runs: runsOf });
     // a variation for comparison, not the construct's defaults
-    const experiment = [config.startupProbePeriodSeconds, config.serverOptions, config.rejoinDelaySeconds].some((v) => v !== undefined);
+    const experiment = [config.startupProbePeriodSeconds, config.serverOptions, config.rejoinWaitSeconds].some((v) => v !== undefined);
     const measurements: Measurement[] = [
       {
         id: `galera.${m}.ist`,

@@ -15,7 +15,9 @@
 #                             crash recovery), or it is running but does not answer
 #   primary UUID SEQNO -      the server runs in a Primary Component
 #   non-primary UUID SEQNO -  the server runs outside any Primary Component
-# A peer that does not answer is recorded as "unreachable - - -".
+# A peer that does not answer is recorded as "unreachable - - -". A running server adds a second
+# line, "addresses ADDRESS,...": the members of its component (wsrep_incoming_addresses, each
+# member's IP and SQL port). Readers that only take the first line see the format above.
 set -euo pipefail
 
 readonly ZERO_UUID=00000000-0000-0000-0000-000000000000
@@ -102,12 +104,14 @@ has_data() {
 
 # Asks the local server for its Galera state; prints a state line (primary / non-primary, or
 # disconnected when its provider is closed: it left the cluster for good and needs a restart)
-# or fails when the server does not answer.
+# or fails when the server does not answer. With the argument "addresses", a second line lists
+# the members of its component.
 server_state() {
-  local out status uuid seqno connected
+  local out status uuid seqno connected addresses
   out=$(timeout 5 "$(db_client)" --defaults-extra-file="$STATE_DIR/client.cnf" --connect-timeout=2 \
     --batch --skip-column-names -e "SHOW GLOBAL STATUS WHERE Variable_name IN \
-      ('wsrep_cluster_status', 'wsrep_cluster_state_uuid', 'wsrep_last_committed', 'wsrep_connected')" 2>/dev/null) || return 1
+      ('wsrep_cluster_status', 'wsrep_cluster_state_uuid', 'wsrep_last_committed', 'wsrep_connected', \
+       'wsrep_incoming_addresses')" 2>/dev/null) || return 1
   status=$(awk '$1 == "wsrep_cluster_status" { print $2 }' <<<"$out")
   uuid=$(awk '$1 == "wsrep_cluster_state_uuid" { print $2 }' <<<"$out")
   seqno=$(awk '$1 == "wsrep_last_committed" { print $2 }' <<<"$out")
@@ -120,6 +124,10 @@ server_state() {
   else
     printf 'non-primary %s %s -\n' "$uuid" "$seqno"
   fi
+  if [[ ${1:-} == addresses ]]; then
+    addresses=$(awk '$1 == "wsrep_incoming_addresses" { print $2 }' <<<"$out")
+    printf 'addresses %s\n' "$addresses"
+  fi
 }
 
 # This node's state line, as published to its peers. A disconnected server is about to be
@@ -130,7 +138,7 @@ status_line() {
   case $phase in
     waiting) printf 'waiting %s %s %s\n' "$uuid" "$seqno" "$safe" ;;
     started)
-      if state=$(server_state) && [[ $state != disconnected* ]]; then
+      if state=$(server_state addresses) && [[ $state != disconnected* ]]; then
         printf '%s\n' "$state"
       else
         printf 'starting - - -\n'
@@ -161,6 +169,73 @@ peer_state() {
   else
     printf 'unreachable - - -\n'
   fi
+}
+
+# Asks one peer for the members of its component; prints them, comma-separated, when the peer
+# runs in a Primary Component, and nothing otherwise (or when it does not answer).
+primary_members() {
+  local answer state members
+  answer=$(timeout 4 socat -T 3 -u "TCP:$1:$STATUS_PORT,connect-timeout=2" STDOUT 2>/dev/null | head -n 2) || true
+  state=${answer%%$'\n'*}
+  members=${answer#*$'\n'}
+  if valid_state_line "$state" && [[ $state == primary\ * && $members =~ ^addresses\ ([][0-9A-Za-z.:_,-]+)$ ]]; then
+    printf '%s\n' "${BASH_REMATCH[1]}"
+  fi
+}
+
+# The host of an address HOST:PORT, [IPV6]:PORT or HOST, without brackets.
+address_host() {
+  local host=$1
+  if [[ $host == \[*\]* ]]; then
+    host=${host#[}
+    host=${host%%]*}
+  elif [[ $host == *:*:* ]]; then
+    : # a bare IPv6 address, no port
+  else
+    host=${host%:*}
+  fi
+  printf '%s' "$host"
+}
+
+# After a crash, the peers go on counting the node's previous instance as a member of their
+# Primary Component until they evict it (evs.suspect_timeout, 5 s by default; at the latest
+# evs.inactive_timeout). A new instance that joins before that does not get in before Galera's
+# install timeout. Prints the ordinal of a peer whose Primary Component still counts a member at
+# ADDRESS (this node's IP), or fails: no peer runs in a Primary Component, or none counts it.
+counted_by_primary() {
+  local address=$1 me i dir member
+  local -a peers members
+  me=$(my_ordinal)
+  read -r -a peers <<<"${PEERS:?PEERS is not set}"
+  dir=$(mktemp -d "$STATE_DIR/poll.XXXXXX")
+  for i in "${!peers[@]}"; do
+    if ((i != me)); then
+      primary_members "${peers[$i]}" >"$dir/$i" &
+    fi
+  done
+  wait
+  for i in "${!peers[@]}"; do
+    ((i != me)) || continue
+    members=()
+    IFS=, read -r -a members <"$dir/$i" || true
+    for member in "${members[@]}"; do
+      if [[ $(address_host "$member") == "$address" ]]; then
+        rm -rf "$dir"
+        printf '%s\n' "$i"
+        return 0
+      fi
+    done
+  done
+  rm -rf "$dir"
+  return 1
+}
+
+# Whether a node about to join a Primary Component waits first: it does when it has data (UUID
+# is not the zero UUID), the script has run for less than CAP seconds (SECONDS), and a Primary
+# Component still counts a member at ADDRESS; then it prints the ordinal of that peer.
+hold_rejoin() {
+  local uuid=$1 address=$2 cap=$3
+  has_data "$uuid" && ((SECONDS < cap)) && counted_by_primary "$address"
 }
 
 # Prints "ORDINAL STATE UUID SEQNO SAFE" for every node, in ordinal order: this node's own line

@@ -12,7 +12,12 @@
 #     publishes "waiting UUID SEQNO SAFE" and asks every peer of PEERS, once a second.
 #  2. JOIN: as soon as one peer runs in a Primary Component, it starts mariadbd normally, with
 #     --wsrep-start-position when it has data, so that a node that crashed catches up by IST
-#     instead of a full SST (a plain restart after a crash would request a full SST).
+#     instead of a full SST (a plain restart after a crash would request a full SST). A node
+#     with data first waits while that Primary Component still counts its previous instance
+#     (a member at POD_IP, see counted_by_primary in galera-lib.sh), until the peers have
+#     evicted it, at most until REJOIN_WAIT seconds after this script started: a join before
+#     the eviction stalls until Galera's install timeout and takes longer. Without a Primary
+#     Component (every node crashed) or without data (a new node) there is nothing to wait for.
 #  3. RE-FORM: a node that crashed inside a Primary Component keeps gvwstate.dat (pc.recovery).
 #     When some peer is starting, running outside a Primary Component or not answering yet, it
 #     starts mariadbd normally: Galera re-forms that Primary Component by itself once every one
@@ -56,6 +61,8 @@
 #   SST_USER       the database user of mariabackup SST; its password is the Secret key
 #                  sst-password, root's is root-password
 #   JOIN_TIMEOUT   seconds, see above (default 60)
+#   REJOIN_WAIT    seconds, see step 2 (default 15: Galera's evs.inactive_timeout, by which any
+#                  crashed member is evicted)
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -71,6 +78,7 @@ EXPORTER_READY=0
 : "${DATADIR:?}" "${STATE_DIR:?}" "${POD_NAME:?}" "${POD_IP:?}" "${PEERS:?}" "${STATUS_PORT:?}"
 : "${CONFIG_FILE:?}" "${DB_SOCKET:?}" "${SST_USER:?}"
 JOIN_TIMEOUT=${JOIN_TIMEOUT:-60}
+REJOIN_WAIT=${REJOIN_WAIT:-15}
 readonly CONFIRMATIONS=3
 
 ORDINAL=$(my_ordinal)
@@ -162,12 +170,25 @@ sleep_1() {
 
 # Steps 1 to 5: sets ACTION to join, reform or bootstrap.
 elect() {
-  local answers decision last='' stable=0 said='' said_at=0
+  local answers decision last='' stable=0 said='' said_at=0 counter held=0
   while :; do
     check_status_server
     answers=$(poll_all "waiting $UUID $SEQNO $SAFE")
     decision=$(decide "$ORDINAL" <<<"$answers")
     if [[ $decision == join* ]]; then
+      if counter=$(hold_rejoin "$UUID" "$POD_IP" "$REJOIN_WAIT"); then
+        if ((!held)); then
+          log "the Primary Component of node $counter still counts this node's previous instance ($POD_IP): waiting until it is evicted (at most ${REJOIN_WAIT}s after this start), as a join before that stalls until Galera's install timeout"
+          held=1
+        fi
+        sleep_1
+        continue
+      fi
+      if ((held)) && ((SECONDS >= REJOIN_WAIT)); then
+        log "stopped waiting for the eviction of this node's previous instance after ${REJOIN_WAIT}s; joining"
+      elif ((held)); then
+        log "the peers have evicted this node's previous instance"
+      fi
       log "node ${decision#join } runs in a Primary Component: joining it"
       ACTION='join'
       return

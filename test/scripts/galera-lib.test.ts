@@ -22,6 +22,18 @@ function bash(snippet: string, env: Record<string, string> = {}, input?: string)
   return { status: r.status, stdout: r.stdout.trim(), stderr: r.stderr };
 }
 
+/** As bash(), without blocking this process (for peers that it serves itself). */
+function bashAsync(snippet: string, env: Record<string, string>): Promise<{ status: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('bash', ['--norc', '--noprofile', '-c', `source ${SCRIPTS}/lib.sh\nsource ${SCRIPTS}/galera-lib.sh\n${snippet}`], {
+      env: { PATH: process.env.PATH!, DB_ENGINE: 'mariadb', ...env },
+    });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.on('close', (status) => resolve({ status, stdout: stdout.trim() }));
+  });
+}
+
 /** decide() for node `me`, given every node's line "ORDINAL STATE UUID SEQNO SAFE". */
 function decide(me: number, lines: string[]): string {
   const r = bash(`decide ${me}`, {}, lines.join('\n') + '\n');
@@ -348,6 +360,181 @@ describe('local_position: a node\'s own last committed position, from a real Gal
     } finally {
       fs.writeFileSync(file, saved);
       fs.writeFileSync(state, stateText);
+    }
+  });
+});
+
+describe('a restarted node waits while the Primary Component still counts its previous instance (real 3-node Galera)', () => {
+  // three nodes on loopback addresses of their own, each with its status server (galera-status.sh)
+  const ips = ['127.84.0.1', '127.84.0.2', '127.84.0.3'];
+  let dir: string;
+  let statusPort: number;
+  const servers: (ChildProcess | undefined)[] = [];
+  const statusServers: ChildProcess[] = [];
+  const nodeDir = (i: number) => path.join(dir, `n${i}`);
+
+  /** galera-lib.sh as node `me` (the restarted one), with the peers' status servers. */
+  function asNode(me: number, snippet: string) {
+    return bash(snippet, { STATE_DIR: path.join(dir, `self${me}`), POD_NAME: `g-${me}`, PEERS: ips.join(' '), STATUS_PORT: `${statusPort}` });
+  }
+
+  function sqlOn(i: number, statements: string): string {
+    const r = spawnSync('mariadb', ['--no-defaults', `--socket=${nodeDir(i)}/sock`, '-uroot', '-N', '-B', '-e', statements], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return r.stdout.trim();
+  }
+
+  function status(i: number, name: string): string {
+    return sqlOn(i, `SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = '${name}'`);
+  }
+
+  async function until(what: string, check: () => boolean, tries = 600): Promise<void> {
+    for (let i = 0; i < tries; i++) {
+      try {
+        if (check()) return;
+      } catch {
+        // not yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  }
+
+  async function start(i: number, ...args: string[]): Promise<void> {
+    servers[i] = spawn('mariadbd', [`--defaults-file=${nodeDir(i)}/my.cnf`, ...args], { stdio: 'ignore' });
+    await until(`node ${i} to answer`, () => sqlOn(i, 'SELECT 1') === '1').catch((e) => {
+      const log = path.join(nodeDir(i), 'error.log');
+      throw new Error(`${e.message}; its log ends:\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8').slice(-3000) : ''}`);
+    });
+  }
+
+  async function kill9(i: number): Promise<void> {
+    const exited = new Promise((r) => servers[i]!.once('exit', r));
+    servers[i]!.kill('SIGKILL');
+    await exited;
+    servers[i] = undefined;
+  }
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'galera-rejoin-'));
+    fs.chmodSync(dir, 0o755);
+    statusPort = await freePort();
+    const [sqlPort, gcommPort, istPort, sstPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    // as root, the servers run as mysql (the rsync daemon of an IST would drop to nobody otherwise)
+    const asRoot = process.getuid?.() === 0;
+    for (const [i, ip] of ips.entries()) {
+      fs.mkdirSync(nodeDir(i));
+      fs.mkdirSync(path.join(dir, `self${i}`));
+      fs.writeFileSync(path.join(nodeDir(i), 'my.cnf'), [
+        '[mariadbd]', ...(asRoot ? ['user = mysql'] : []), `datadir = ${nodeDir(i)}/data`, `socket = ${nodeDir(i)}/sock`,
+        `pid_file = ${nodeDir(i)}/mysqld.pid`, `log_error = ${nodeDir(i)}/error.log`, `bind_address = ${ip}`, `port = ${sqlPort}`,
+        'binlog_format = ROW', 'innodb_autoinc_lock_mode = 2', 'innodb_buffer_pool_size = 32M', 'innodb_log_file_size = 16M',
+        'wsrep_on = ON', 'wsrep_provider = /usr/lib/galera/libgalera_smm.so', `wsrep_node_name = g-${i}`,
+        `wsrep_cluster_address = gcomm://${ips.map((a) => `${a}:${gcommPort}`).join(',')}`, `wsrep_node_address = ${ip}:${gcommPort}`,
+        `wsrep_provider_options = "gmcast.listen_addr=tcp://${ip}:${gcommPort};ist.recv_addr=${ip}:${istPort};gcache.size=16M"`,
+        'wsrep_sst_method = rsync', `wsrep_sst_receive_address = ${ip}:${sstPort}`, '',
+      ].join('\n'));
+      // the status server of a running node, as galera-start.sh runs it
+      const state = path.join(nodeDir(i), 'state');
+      fs.mkdirSync(state);
+      fs.writeFileSync(path.join(state, 'state'), 'started\n');
+      fs.writeFileSync(path.join(state, 'client.cnf'), `[client]\nuser = root\nsocket = ${nodeDir(i)}/sock\n`);
+      statusServers.push(spawn('socat', [`TCP-LISTEN:${statusPort},bind=${ip},reuseaddr,fork`, `EXEC:bash ${SCRIPTS}/galera-status.sh`], {
+        env: { PATH: process.env.PATH!, DB_ENGINE: 'mariadb', STATE_DIR: state }, stdio: 'ignore',
+      }));
+    }
+    // node 0 bootstraps with some data; the others start from a copy of its data directory and join by IST
+    const install = spawnSync('mariadb-install-db', [`--defaults-file=${nodeDir(0)}/my.cnf`, '--skip-test-db'], { encoding: 'utf8' });
+    if (install.status !== 0) throw new Error(install.stderr);
+    if (asRoot) spawnSync('chown', ['-R', 'mysql', dir]);
+    await start(0, '--wsrep-new-cluster');
+    sqlOn(0, 'CREATE DATABASE t; CREATE TABLE t.a (id INT PRIMARY KEY); INSERT INTO t.a VALUES (1)');
+    const stopped = new Promise((r) => servers[0]!.once('exit', r));
+    servers[0]!.kill('SIGTERM');
+    await stopped;
+    for (const i of [1, 2]) {
+      spawnSync('cp', ['-a', `${nodeDir(0)}/data`, nodeDir(i)]);
+      const grastate = path.join(nodeDir(i), 'data', 'grastate.dat');
+      fs.writeFileSync(grastate, fs.readFileSync(grastate, 'utf8').replace(/safe_to_bootstrap: 1/, 'safe_to_bootstrap: 0'));
+    }
+    if (asRoot) spawnSync('chown', ['-R', 'mysql', dir]);
+    await start(0, '--wsrep-new-cluster');
+    await start(1);
+    await start(2);
+    await until('a cluster of 3', () => [0, 1, 2].every((i) => status(i, 'wsrep_cluster_size') === '3' && status(i, 'wsrep_local_state_comment') === 'Synced'));
+  }, 180_000);
+
+  afterAll(() => {
+    for (const server of servers) server?.kill('SIGKILL');
+    for (const socat of statusServers) socat.kill();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a running node publishes its state line first and the members of its component on a second line', async () => {
+    const answer = await spawnAsync('socat', ['-u', `TCP:${ips[0]}:${statusPort}`, 'STDOUT'], {});
+    const [state, members] = answer.trim().split('\n');
+    expect(state).toMatch(/^primary [0-9a-f-]{36} \d+ -$/);
+    expect(members).toEqual(`addresses ${status(0, 'wsrep_incoming_addresses')}`);
+    expect(members.split(/[ ,]/).slice(1).map((a) => a.split(':')[0]).sort()).toEqual(ips);
+    // a reader of the first line only (peer_state) still sees a valid state line
+    expect(asNode(2, `peer_state ${ips[0]}`).stdout).toEqual(state);
+  });
+
+  test('a node whose previous instance is counted waits; one that is not counted, has no data or has waited long enough joins at once', async () => {
+    const uuid = status(0, 'wsrep_cluster_state_uuid');
+    // node 2 runs: a Primary Component counts a member at its address (the first peer that does is node 0)
+    expect(asNode(2, `hold_rejoin ${uuid} ${ips[2]} 60`)).toMatchObject({ status: 0, stdout: '0' });
+    // an address no member has
+    expect(asNode(2, `hold_rejoin ${uuid} 127.84.0.9 60`)).toMatchObject({ status: 1, stdout: '' });
+    // a new node (no data) never waits; nor one that has run for the cap already
+    expect(asNode(2, `hold_rejoin ${ZERO} ${ips[2]} 60`).status).toBe(1);
+    expect(asNode(2, `SECONDS=60; hold_rejoin ${uuid} ${ips[2]} 60`).status).toBe(1);
+    expect(asNode(2, `SECONDS=59; hold_rejoin ${uuid} ${ips[2]} 60`).status).toBe(0);
+  });
+
+  test('after kill -9 the peers count the previous instance until they evict it; then the node no longer waits', async () => {
+    const uuid = status(0, 'wsrep_cluster_state_uuid');
+    await kill9(2);
+    // right after the kill the Primary Component still has 3 members, node 2's among them
+    expect(asNode(2, `hold_rejoin ${uuid} ${ips[2]} 60`)).toMatchObject({ status: 0, stdout: '0' });
+    expect(status(0, 'wsrep_cluster_size')).toEqual('3');
+    await until('the eviction', () => asNode(2, `hold_rejoin ${uuid} ${ips[2]} 60`).status === 1, 3000);
+    // it stops waiting because the peers evicted it, not because they stopped answering
+    expect(status(0, 'wsrep_cluster_size')).toEqual('2');
+    expect(status(0, 'wsrep_cluster_status')).toEqual('Primary');
+    expect(asNode(2, `counted_by_primary ${ips[1]}`)).toMatchObject({ status: 0, stdout: '0' });
+    // it rejoins by IST
+    await start(2, `--wsrep-start-position=${uuid}:${status(0, 'wsrep_last_committed')}`);
+    await until('a cluster of 3 again', () => status(2, 'wsrep_cluster_size') === '3' && status(2, 'wsrep_local_state_comment') === 'Synced');
+  }, 120_000);
+
+  test('without a Primary Component there is nothing to wait for, even if a component lists the address', async () => {
+    const server = net.createServer((socket) => socket.end(`non-primary ${UUID} 12 -\naddresses ${ips[2]}:3306,${ips[1]}:3306\n`));
+    const port = await freePort();
+    await new Promise<void>((resolve) => server.listen(port, '127.84.0.5', resolve));
+    try {
+      const env = { STATE_DIR: path.join(dir, 'self2'), POD_NAME: 'g-2', STATUS_PORT: `${port}` };
+      expect((await bashAsync('peer_state 127.84.0.5', env)).stdout).toEqual(`non-primary ${UUID} 12 -`);
+      expect((await bashAsync(`hold_rejoin ${UUID} ${ips[2]} 60`, { ...env, PEERS: '127.84.0.5 127.84.0.6 self' })).status).toBe(1);
+      // nobody answers: no Primary Component either
+      expect((await bashAsync(`hold_rejoin ${UUID} ${ips[2]} 60`, { ...env, PEERS: '127.84.0.6 127.84.0.7 self' })).status).toBe(1);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('a primary peer answering the same lines is counted; addresses are matched by host, IPv6 included', async () => {
+    const server = net.createServer((socket) => socket.end(`primary ${UUID} 12 -\naddresses 127.84.0.1:3306,[fd00::7]:3306\n`));
+    const port = await freePort();
+    await new Promise<void>((resolve) => server.listen(port, '127.84.0.5', resolve));
+    try {
+      const env = { STATE_DIR: path.join(dir, 'self2'), POD_NAME: 'g-2', STATUS_PORT: `${port}`, PEERS: '127.84.0.6 127.84.0.5 self' };
+      expect(await bashAsync('counted_by_primary fd00::7', env)).toMatchObject({ status: 0, stdout: '1' });
+      expect(await bashAsync('counted_by_primary 127.84.0.1', env)).toMatchObject({ status: 0, stdout: '1' });
+      expect((await bashAsync('counted_by_primary 127.84.0.13', env)).status).toBe(1);
+      expect((await bashAsync('counted_by_primary fd00::', env)).status).toBe(1);
+    } finally {
+      server.close();
     }
   });
 });
