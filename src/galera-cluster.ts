@@ -608,6 +608,15 @@ export class GaleraCluster extends Construct implements IDatabaseCluster {
     const mount = (volume: string, mountPath: string, readOnly = false): k8s.VolumeMount => (
       { name: volume, mountPath, ...(readOnly ? { readOnly } : {}) }
     );
+    // what the server and the backup sidecar both mount
+    const nodeMounts = [
+      mount('data', DATA_DIR),
+      mount('run', RUN_DIR),
+      mount('tmp', TMP_DIR),
+      mount('config', CONFIG_DIR, true),
+      mount('scripts', SCRIPTS_DIR, true),
+      mount('credentials', CREDENTIALS_DIR, true),
+    ];
     const probe = (kind: string, periodSeconds: number, failureThreshold: number): k8s.Probe => ({
       exec: { command: ['bash', `${SCRIPTS_DIR}/galera-probe.sh`, kind] },
       periodSeconds,
@@ -637,12 +646,7 @@ export class GaleraCluster extends Construct implements IDatabaseCluster {
         memory: { request: Size.gibibytes(1), limit: Size.gibibytes(1) },
       }),
       volumeMounts: [
-        mount('data', DATA_DIR),
-        mount('run', RUN_DIR),
-        mount('tmp', TMP_DIR),
-        mount('config', CONFIG_DIR, true),
-        mount('scripts', SCRIPTS_DIR, true),
-        mount('credentials', CREDENTIALS_DIR, true),
+        ...nodeMounts,
         ...(tls ? [mount('tls', TLS_DIR, true)] : []),
       ],
       // the startup probe covers the wait for peers, crash recovery and SST; every 2 s, so that a
@@ -807,15 +811,8 @@ export class GaleraCluster extends Construct implements IDatabaseCluster {
         ports: [{ name: 'backup', containerPort: STREAM_PORT }],
         securityContext: CONTAINER_SECURITY,
         resources: sidecarResources('512Mi'),
-        volumeMounts: [
-          mount('data', DATA_DIR),
-          mount('run', RUN_DIR),
-          mount('tmp', TMP_DIR),
-          // my.cnf includes galera.cnf
-          mount('config', CONFIG_DIR, true),
-          mount('scripts', SCRIPTS_DIR, true),
-          mount('credentials', CREDENTIALS_DIR, true),
-        ],
+        // the server's volumes (my.cnf includes galera.cnf from the config volume)
+        volumeMounts: nodeMounts,
       };
       // the L1 object renders its props again after applying patches: the patch carries props
       this.statefulSet.addJsonPatch(JsonPatch.add('/spec/template/spec/containers/-', sidecar));
