@@ -150,6 +150,12 @@ test('a loaded Galera cluster is backed up by its CronJob while every node takes
   expect(await tables('gb-2.gb', undefined, statics)).toEqual(original);
   timings.push(`loaded ${ROWS.big + ROWS.mid + ROWS.small} rows: ${seconds(t)}`);
 
+  // a pod is ready before its backup sidecar serves (it waits for the server): a backup Job that
+  // came sooner would take its copy from the next member, so wait for every sidecar to serve
+  for (const pod of ['gb-0', 'gb-1', 'gb-2']) {
+    await rt.waitFor(`the backup sidecar of ${pod} to serve`, () => /serving physical copies on port 3307/.test(rt.logs(pod, 'backup')), 60_000, [pod]);
+  }
+
   // the physical backup CronJob, run once as if its schedule fired, while every node takes writes
   t = Date.now();
   const writers = ['gb-0', 'gb-1', 'gb-2'].map((pod) => writeUntilStopped(pod));
@@ -178,7 +184,9 @@ test('a loaded Galera cluster is backed up by its CronJob while every node takes
   expect(backup.succeeded).toBe(true);
   // desynchronized while it streamed, as Galera itself logs it (the sampled states may miss a short
   // window on a loaded machine: they are only printed), and ready throughout (it kept up)
-  expect(rt.logs('gb-2', 'mariadb')).toMatch(/Member \d+\.\d+ \(gb-2\) desyncs itself from group[\s\S]*Member \d+\.\d+ \(gb-2\) resyncs itself to group/);
+  // (the node logs its resync once it has caught up, which may come a little after the Job ends)
+  const desyncedAndBack = /Shifting SYNCED -> DONOR\/DESYNCED[\s\S]*Shifting DONOR\/DESYNCED -> JOINED[\s\S]*Shifting JOINED -> SYNCED/;
+  await rt.waitFor('gb-2 to log its desync and resync', () => desyncedAndBack.test(rt.logs('gb-2', 'mariadb')), 60_000, ['gb-2']);
   timings.push(`states of gb-2 sampled during the backup: ${[...seen].join(', ')}`);
   expect(readiness).toEqual(new Set(['true true true']));
   expect(rt.logs('gb-2', 'backup')).toMatch(/desynchronized the node; sending a physical copy[\s\S]*sent a complete copy[\s\S]*resynchronized the node/);
