@@ -24,7 +24,7 @@ import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { BenchmarkResult, Measurement } from './report';
-import { benchValues, evictPageCache, log, need, saveLog, secondsSince, serveOnce, sh, sleep, TIMING_FUNCTIONS, waitUntil } from './util';
+import { BIG_BUFFERS, BYTES_PER_ROW, DATA, MIB, PORT, SQL, TAR_EXCLUDES, TIMING_FUNCTIONS, benchValues, evictPageCache, log, need, saveLog, secondsSince, serveOnce, sh, sleep, waitUntil } from './util';
 import { BackupCompression, BackupMethod, BackupTarget, EngineVersion, MySqlReplicationCluster } from '../src';
 import { PodRunner } from '../test/e2e/runner';
 
@@ -34,13 +34,6 @@ const SOURCE = `${NAME}-1`;
 const CLAIM = 'backups';
 const TARGET_POD = 'bench-target';
 const MOUNT = '/var/backups/cdk8s-mysql';
-const DATA = '/var/lib/mysql/data';
-const PORT = 3310;
-const MIB = 2 ** 20;
-const SQL = 'mariadb --defaults-extra-file=/run/mysqld/root.cnf';
-const TAR_EXCLUDES = "--exclude='./mariadb-bin.*' --exclude='./mariadb-relay-bin.*' --exclude=./ib_logfile0 --exclude=./ibtmp1";
-const BIG_BUFFERS = '-b 1048576';
-const BYTES_PER_ROW = 268;
 const COMPRESSIONS = [BackupCompression.ZSTD, BackupCompression.GZIP, BackupCompression.NONE];
 
 export interface BackupOptions {

@@ -17,14 +17,13 @@
 import { Testing } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-27';
 import { BenchmarkResult, Measurement } from './report';
-import { log, sh, sleep } from './util';
+import { SQL, log, sh, sleep } from './util';
 import { EngineVersion, MySqlReplicationCluster } from '../src';
 import { PodRunner } from '../test/e2e/runner';
 
 const NAME = 'lag';
 const PRIMARY = `${NAME}-0`;
 const REPLICA = `${NAME}-1`;
-const SQL = 'mariadb --defaults-extra-file=/run/mysqld/root.cnf';
 const SESSIONS = 4;
 /** Steady load: each session sends this many INSERTs every 100 ms. */
 const STEADY_BATCH = 100;

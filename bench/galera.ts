@@ -32,7 +32,7 @@
 import { Duration, JsonPatch, Testing } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-27';
 import { BenchmarkResult, Measurement } from './report';
-import { benchValues, evictPageCache, log, need, saveLog, secondsSince, serveOnce, sh, sleep, TIMING_FUNCTIONS, waitUntil } from './util';
+import { BIG_BUFFERS, BYTES_PER_ROW, MIB, PORT, TIMING_FUNCTIONS, benchValues, evictPageCache, log, need, saveLog, secondsSince, serveOnce, sh, sleep, waitUntil } from './util';
 import { EngineVersion, GaleraCluster, MySqlReplicationCluster, SstMethod } from '../src';
 import { PodRunner } from '../test/e2e/runner';
 
@@ -40,13 +40,8 @@ const NAME = 'galera';
 const SOLO = 'solo';
 const CONTAINER = 'mariadb';
 const ROOT_PASSWORD = 'bench-root';
-const MIB = 2 ** 20;
-const PORT = 3310;
 const BACKOFF_WINDOW_MS = 21_000;
 const TAR_EXCLUDES = "--exclude=./ib_logfile0 --exclude=./ibtmp1 --exclude=./galera.cache --exclude='./mariadb-bin.*'";
-const BIG_BUFFERS = '-b 1048576';
-/** On-disk bytes per row of the bench table (see seed.ts). */
-const BYTES_PER_ROW = 268;
 
 export interface GaleraOptions {
   /** Runs of each measurement. Default 3. */

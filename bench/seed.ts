@@ -24,7 +24,7 @@
 import { Testing } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-27';
 import { BenchmarkResult, Measurement } from './report';
-import { benchValues, evictPageCache, log, need, saveLog, secondsSince, serveOnce, sh, sleep, TIMING_FUNCTIONS, waitUntil } from './util';
+import { BIG_BUFFERS, BYTES_PER_ROW, DATA, MIB, PORT, SQL, TAR_EXCLUDES, TIMING_FUNCTIONS, benchValues, evictPageCache, log, need, saveLog, secondsSince, serveOnce, sh, sleep, waitUntil } from './util';
 import { EngineVersion, MySqlReplicationCluster } from '../src';
 import { PodRunner } from '../test/e2e/runner';
 
@@ -32,16 +32,7 @@ const NAME = 'seed';
 const DONOR = `${NAME}-0`;
 const RECEIVER = `${NAME}-1`;
 const DONOR_HOST = `${DONOR}.${NAME}`;
-const DATA = '/var/lib/mysql/data';
 const STAGE = '/var/lib/mysql/bench-stage';
-const PORT = 3310;
-const MIB = 2 ** 20;
-const SQL = 'mariadb --defaults-extra-file=/run/mysqld/root.cnf';
-/** What a physical copy does not carry: binary and relay logs, the redo log, the temporary tablespace. */
-const TAR_EXCLUDES = "--exclude='./mariadb-bin.*' --exclude='./mariadb-relay-bin.*' --exclude=./ib_logfile0 --exclude=./ibtmp1";
-const BIG_BUFFERS = '-b 1048576';
-/** On-disk bytes per row of the bench tables (measured: 625 000 rows → 160 MiB). */
-const BYTES_PER_ROW = 268;
 
 export interface SeedOptions {
   /** Runs of each measurement. Default 5. */
