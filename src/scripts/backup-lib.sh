@@ -401,6 +401,20 @@ manifest_tables() {
   awk '/^  "tables": \[/ { on = 1; next } on && /^  \]/ { exit } on { sub(/^    /, ""); sub(/,$/, ""); print }' "$1"
 }
 
+# Dies unless the tables of the server behind CNF equal the manifest's (the difference goes to
+# stderr); prints how many tables matched.
+#   expect_manifest_tables MANIFEST CNF BACKUP_NAME
+expect_manifest_tables() {
+  local expected actual
+  expected=$(manifest_tables "$1")
+  actual=$(table_checksums "$2") || die "cannot checksum the restored tables"
+  if [[ $actual != "$expected" ]]; then
+    diff <(printf '%s\n' "$expected") <(printf '%s\n' "$actual") >&2 || true
+    die "the tables restored from $3 differ from its manifest (above: < manifest, > restored)"
+  fi
+  grep -c . <<<"$expected" || true
+}
+
 # --- table checksums ------------------------------------------------------------------------------
 
 # Prints one JSON object per user table, in a stable order: schema, table, row count and
